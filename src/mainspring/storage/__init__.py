@@ -1,0 +1,46 @@
+"""Storage backends, chosen by URI. See :mod:`mainspring.storage.base` for the interfaces."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mainspring.errors import ConfigError
+from mainspring.storage.base import BlobStore, MetadataStore
+
+__all__ = ["BlobStore", "MetadataStore", "open_blob_store", "open_metadata_store"]
+
+
+def open_metadata_store(url: str, *, migrate: bool = True) -> MetadataStore:
+    """Open the metadata store a URI names: ``sqlite:///path``, ``sqlite://`` (in memory),
+    ``postgresql://user:password@host:port/database``."""
+    scheme = url.split("://", 1)[0]
+    if scheme == "sqlite":
+        from mainspring.storage.sqlite import open_sqlite
+
+        return open_sqlite(url, migrate=migrate)
+    if scheme in {"postgresql", "postgres", "postgresql+psycopg"}:
+        from mainspring.storage.postgres import open_postgres
+
+        return open_postgres(url, migrate=migrate)
+    raise ConfigError(
+        f"metadata URI {url!r} has an unknown scheme {scheme!r}; use sqlite:/// or postgresql://",
+        key="metadata",
+    )
+
+
+def open_blob_store(url: str, storage_options: Mapping[str, Any] | None = None) -> BlobStore:
+    """Open the blob store a URI names: ``memory://``, ``file:///path``, ``s3://bucket/prefix``."""
+    scheme = url.split("://", 1)[0]
+    if scheme == "memory":
+        from mainspring.storage.memory import MemoryBlobStore
+
+        return MemoryBlobStore()
+    if scheme in {"file", "s3", "s3a"}:
+        from mainspring.storage.blobs import FsspecBlobStore
+
+        return FsspecBlobStore(url, storage_options)
+    raise ConfigError(
+        f"artifact URI {url!r} has an unknown scheme {scheme!r}; use file:// or s3://",
+        key="artifacts",
+    )

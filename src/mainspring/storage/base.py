@@ -1,0 +1,67 @@
+"""The storage interfaces. Each concern has one small Protocol and one module per backend.
+
+- :class:`BlobStore` holds immutable artifacts by key: ``memory.MemoryBlobStore``,
+  ``blobs.FsspecBlobStore`` (local directory, S3).
+- :class:`MetadataStore` holds the relational metadata (registry, tokens, hash-chained logs):
+  ``sql.SqlMetadataStore`` on SQLite (``sqlite.py``) or PostgreSQL (``postgres.py``); its in-memory
+  twin is ``memory.memory_metadata()``, an in-memory SQLite database.
+
+Backends are chosen by URI through :func:`mainspring.storage.open_blob_store` and
+:func:`mainspring.storage.open_metadata_store`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Protocol, runtime_checkable
+
+from sqlalchemy import Connection
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Immutable bytes by key. Keys are ``/``-separated relative paths."""
+
+    url: str
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` atomically: readers see all of it or nothing."""
+
+    def get(self, key: str) -> bytes:
+        """The bytes under ``key``; raises ``NotFoundError`` when absent."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` holds data."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; a missing key is not an error."""
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Every key that starts with ``prefix``, in sorted order."""
+        ...
+
+
+@runtime_checkable
+class MetadataStore(Protocol):
+    """A relational store with migrations applied and serialised write transactions."""
+
+    url: str
+    dialect: str
+
+    def read(self) -> AbstractContextManager[Connection]:
+        """A connection in a transaction for reading."""
+        ...
+
+    def write(self) -> AbstractContextManager[Connection]:
+        """A transaction that holds the store's write lock until it commits or rolls back.
+
+        Writers are serialised across threads and processes, so read-then-write logic inside
+        (allocating the next version number, appending to a hash chain) is race-free.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
