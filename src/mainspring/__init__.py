@@ -1,1 +1,76 @@
+"""Mainspring: models as first-class, audited parts of a system.
+
+>>> import mainspring as ms
+>>> ms.ModelRef.parse("credit@champion").alias
+'champion'
+
+``import mainspring`` loads no model library, engine client or web framework: those are imported
+when first used (a test checks).
+"""
+
+from mainspring.errors import (
+    AccessError,
+    AuthenticationError,
+    ConfigError,
+    ConflictError,
+    GovernanceError,
+    IntegrityError,
+    InvalidInputError,
+    MainspringError,
+    MissingDependencyError,
+    NotFoundError,
+    PermissionDeniedError,
+    SignatureError,
+    StorageError,
+    UnsupportedFormatError,
+)
+from mainspring.project import Project
+from mainspring.records import (
+    ApprovalState,
+    ChainEntry,
+    FeatureSpec,
+    Lineage,
+    ModelRef,
+    ModelVersion,
+    Principal,
+    RegisteredModel,
+    Role,
+    Signature,
+    TrainingData,
+)
+from mainspring.registry import CHAMPION, LoadedVersion, Registry
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "CHAMPION",
+    "AccessError",
+    "ApprovalState",
+    "AuthenticationError",
+    "ChainEntry",
+    "ConfigError",
+    "ConflictError",
+    "FeatureSpec",
+    "GovernanceError",
+    "IntegrityError",
+    "InvalidInputError",
+    "Lineage",
+    "LoadedVersion",
+    "MainspringError",
+    "MissingDependencyError",
+    "ModelRef",
+    "ModelVersion",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "Principal",
+    "Project",
+    "RegisteredModel",
+    "Registry",
+    "Role",
+    "Signature",
+    "SignatureError",
+    "StorageError",
+    "TrainingData",
+    "UnsupportedFormatError",
+    "__version__",
+]

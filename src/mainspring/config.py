@@ -115,7 +115,10 @@ def _typed(data: Mapping[str, Any], schema: Mapping[str, Any], prefix: str) -> d
         elif value is None:
             continue
         elif kind is int:
+            # whole numbers only: from YAML an int, from the environment a string of digits
             try:
+                if isinstance(value, bool) or not isinstance(value, int | str):
+                    raise TypeError(value)
                 out[key] = int(value)
             except (TypeError, ValueError):
                 raise ConfigError(
@@ -152,7 +155,7 @@ def load_settings(
     if path.exists():
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path} is not valid YAML: {exc}", key=str(path)) from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path} must hold a mapping of settings", key=str(path))
@@ -160,16 +163,23 @@ def load_settings(
     _merge_env(data, env)
     typed = _typed(data, _KNOWN, "")
     state = root / STATE_DIR
-    metadata = _resolve_local(typed.get("metadata", f"sqlite:///{state / 'metadata.db'}"), root)
-    artifacts = _resolve_local(typed.get("artifacts", f"file://{state / 'artifacts'}"), root)
-    for key, url in (("metadata", metadata), ("artifacts", artifacts)):
+    defaults = {
+        "metadata": f"sqlite:///{state / 'metadata.db'}",
+        "artifacts": f"file://{state / 'artifacts'}",
+    }
+    urls: dict[str, str] = {}
+    for key, default in defaults.items():
+        try:
+            urls[key] = url = _resolve_local(typed.get(key, default), root)
+        except (OSError, ValueError) as exc:  # a path the OS refuses, e.g. with a NUL byte
+            raise ConfigError(f"setting {key!r} is not a usable path: {exc}", key=key) from None
         if "://" not in url:
             raise ConfigError(f"setting {key!r} must be a URI such as sqlite:///path", key=key)
     return Settings(
         project_dir=root,
         name=typed.get("name", root.name),
-        metadata=metadata,
-        artifacts=artifacts,
+        metadata=urls["metadata"],
+        artifacts=urls["artifacts"],
         s3=S3Settings(**typed.get("s3", {})),
         api=ApiSettings(**typed.get("api", {})),
     )

@@ -326,6 +326,28 @@ class ModelVersion:
 
 
 @dataclass(frozen=True, slots=True)
+class RegisteredModel:
+    """A model name in the registry with a summary of its versions and aliases."""
+
+    name: str
+    description: str
+    created_at: datetime
+    created_by: str
+    latest_version: int
+    aliases: Mapping[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> JSON:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
+            "latest_version": self.latest_version,
+            "aliases": dict(self.aliases),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ChainEntry:
     """One entry of an append-only, hash-chained log (registry history, decision log...)."""
 

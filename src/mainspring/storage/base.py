@@ -18,6 +18,27 @@ from typing import Protocol, runtime_checkable
 
 from sqlalchemy import Connection
 
+from mainspring.errors import InvalidInputError
+
+
+def check_key(key: str) -> str:
+    """Validate a blob key: a ``/``-separated relative path without empty, ``.`` or ``..`` parts.
+
+    >>> check_key("models/credit/1/model.txt")
+    'models/credit/1/model.txt'
+    >>> check_key("../etc/passwd")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    mainspring.errors.InvalidInputError: blob key '../etc/passwd' must be a relative path ...
+    """
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in {"", ".", ".."} for p in parts):
+        raise InvalidInputError(
+            f"blob key {key!r} must be a relative path without empty, '.' or '..' parts",
+            field="key",
+        )
+    return key
+
 
 @runtime_checkable
 class BlobStore(Protocol):

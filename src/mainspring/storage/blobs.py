@@ -16,16 +16,8 @@ from typing import Any
 
 import fsspec
 
-from mainspring.errors import InvalidInputError, MissingDependencyError, NotFoundError, StorageError
-
-
-def _check_key(key: str) -> str:
-    parts = key.split("/")
-    if not key or key.startswith("/") or any(p in {"", ".", ".."} for p in parts):
-        raise InvalidInputError(
-            f"blob key {key!r} must be a relative path without '..'", field="key"
-        )
-    return key
+from mainspring.errors import MissingDependencyError, NotFoundError, StorageError
+from mainspring.storage.base import check_key
 
 
 class FsspecBlobStore:
@@ -47,7 +39,7 @@ class FsspecBlobStore:
         return f"FsspecBlobStore({self.url!r})"
 
     def _path(self, key: str) -> str:
-        return f"{self.root}/{_check_key(key)}"
+        return f"{self.root}/{check_key(key)}"
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -70,21 +62,21 @@ class FsspecBlobStore:
         path = self._path(key)
         try:
             return bytes(self.fs.cat_file(path))
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError):  # a directory is a prefix, not a blob
             raise NotFoundError("blob", key, f"nothing is stored at {self.url}/{key}") from None
         except OSError as exc:
             raise StorageError(f"cannot read {key!r} from {self.url}: {exc}") from exc
 
     def exists(self, key: str) -> bool:
         try:
-            return bool(self.fs.exists(self._path(key)))
+            return bool(self.fs.isfile(self._path(key)))
         except OSError as exc:
             raise StorageError(f"cannot reach {self.url}: {exc}") from exc
 
     def delete(self, key: str) -> None:
         path = self._path(key)
         try:
-            if self.fs.exists(path):
+            if self.fs.isfile(path):
                 self.fs.rm_file(path)
         except FileNotFoundError:
             return

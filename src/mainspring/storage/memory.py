@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 
 from mainspring.errors import NotFoundError
+from mainspring.storage.base import check_key
 from mainspring.storage.sql import SqlMetadataStore
 
 
@@ -23,10 +24,12 @@ class MemoryBlobStore:
         self._lock = threading.Lock()
 
     def put(self, key: str, data: bytes) -> None:
+        check_key(key)
         with self._lock:
             self._blobs[key] = bytes(data)
 
     def get(self, key: str) -> bytes:
+        check_key(key)
         with self._lock:
             try:
                 return self._blobs[key]
@@ -34,10 +37,12 @@ class MemoryBlobStore:
                 raise NotFoundError("blob", key) from None
 
     def exists(self, key: str) -> bool:
+        check_key(key)
         with self._lock:
             return key in self._blobs
 
     def delete(self, key: str) -> None:
+        check_key(key)
         with self._lock:
             self._blobs.pop(key, None)
 

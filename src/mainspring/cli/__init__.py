@@ -1,0 +1,1 @@
+"""The ``mainspring`` command line."""

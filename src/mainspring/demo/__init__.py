@@ -1,0 +1,1 @@
+"""``mainspring demo``: the platform's main job, end to end on embedded defaults."""

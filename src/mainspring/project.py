@@ -1,0 +1,98 @@
+"""The composition root: ``Project.open`` reads settings once and wires the services.
+
+>>> import tempfile
+>>> with tempfile.TemporaryDirectory() as d:
+...     with Project.open(d) as project:
+...         print(project.registry.list_models(), project.tokens.enabled())
+[] False
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from mainspring.access import TokenStore
+from mainspring.config import Settings, load_settings
+from mainspring.registry import Registry
+from mainspring.storage import open_blob_store, open_metadata_store
+from mainspring.storage.base import BlobStore, MetadataStore
+
+
+def git_commit(directory: Path) -> str | None:
+    """The git commit checked out in ``directory`` (with ``+dirty`` if changed), if any."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+class Project:
+    """A Mainspring project: its settings and the services built from them."""
+
+    def __init__(self, settings: Settings, metadata: MetadataStore, blobs: BlobStore) -> None:
+        self.settings = settings
+        self.metadata = metadata
+        self.blobs = blobs
+        self.registry = Registry(metadata, blobs)
+        self.tokens = TokenStore(metadata)
+
+    @classmethod
+    def open(
+        cls, directory: str | os.PathLike[str] = ".", *, settings: Settings | None = None
+    ) -> Project:
+        """Open the project in ``directory`` (creating its embedded stores on first use)."""
+        settings = settings or load_settings(directory)
+        s3 = settings.s3
+        options: dict[str, object] = {}
+        if settings.artifacts.startswith(("s3://", "s3a://")):
+            if s3.endpoint_url:
+                options["endpoint_url"] = s3.endpoint_url
+            if s3.access_key_id:
+                options["key"] = s3.access_key_id
+            if s3.secret_access_key:
+                options["secret"] = s3.secret_access_key
+            if s3.region:
+                options["client_kwargs"] = {"region_name": s3.region}
+        metadata = open_metadata_store(settings.metadata)
+        blobs = open_blob_store(settings.artifacts, options)
+        return cls(settings, metadata, blobs)
+
+    def code_version(self) -> str | None:
+        """The git commit of the project directory, recorded with new model versions."""
+        return git_commit(self.settings.project_dir)
+
+    def close(self) -> None:
+        self.metadata.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

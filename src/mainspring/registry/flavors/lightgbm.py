@@ -1,0 +1,144 @@
+"""LightGBM models: ``lightgbm.Booster`` and the scikit-learn API (``LGBMClassifier``,
+``LGBMRegressor``, ``LGBMRanker``).
+
+The artifact is LightGBM's own text model (``Booster.model_to_string()``), nothing added: the
+objective written in its header says what the scores mean. Binary and multi-class objectives make
+``Booster.predict`` return probabilities (of class 1, or one column per class), so a saved
+``LGBMClassifier`` predicts what its ``predict_proba`` gave (the positive-class column for binary
+models); regressors and rankers predict their values. Class labels of an ``LGBMClassifier`` are
+not part of the native file: outputs are named by class index.
+
+Feature names come from the model; LightGBM calls the columns of a bare array ``Column_0``...,
+which count as unnamed (``named=False``, signature inputs ``f0``...).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from mainspring.errors import InvalidInputError
+from mainspring.records import Signature
+from mainspring.registry.flavors import _library as lib
+from mainspring.registry.flavors.base import Flavor, LoadedModel, Prepared
+
+#: objectives whose predictions are probabilities
+_PROBABILISTIC = frozenset(
+    {"binary", "multiclass", "multiclassova", "cross_entropy", "xentropy", "cross_entropy_lambda"}
+)
+_LIVE_TYPES = frozenset({"Booster", "LGBMModel"})
+
+
+class LightGBMModel(LoadedModel):
+    """A LightGBM booster ready to predict."""
+
+    def __init__(self, signature: Signature, booster: Any, order: list[int] | None) -> None:
+        super().__init__("lightgbm", signature, booster)
+        self._order = order
+
+    def _predict(self, matrix: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        if self._order is not None:
+            matrix = matrix[:, self._order]
+        return np.asarray(self.native.predict(matrix), dtype=np.float64)
+
+
+class LightGBMFlavor(Flavor):
+    """LightGBM boosters in their native text format."""
+
+    name: ClassVar[str] = "lightgbm"
+    extra: ClassVar[str] = "lightgbm"
+
+    def available(self) -> bool:
+        return lib.installed("lightgbm")
+
+    def accepts(self, obj: object) -> bool:
+        return any(
+            cls.__module__.startswith("lightgbm.") and cls.__name__ in _LIVE_TYPES
+            for cls in type(obj).__mro__
+        )
+
+    def sniff(self, data: bytes, filename: str) -> bool:
+        return data.startswith(b"tree\n") and b"version=v" in data[:64]
+
+    def prepare(self, obj: object) -> Prepared:
+        lgb = self._lightgbm()
+        booster: Any = obj
+        if not isinstance(obj, lgb.Booster):
+            try:
+                booster = booster.booster_
+            except Exception as exc:  # LGBMNotFittedError and kin
+                raise InvalidInputError(
+                    f"the {type(obj).__name__} is not fitted: call fit() before registering it",
+                    field="model",
+                ) from exc
+        text: str = booster.model_to_string()
+        return self._inspect(text.encode("utf-8"), "the serialised model")
+
+    def prepare_file(self, data: bytes, filename: str, *, trusted: bool = False) -> Prepared:
+        return self._inspect(data, lib.file_label(filename))
+
+    def load(self, data: bytes, signature: Signature, *, trusted: bool = False) -> LoadedModel:
+        booster = self._parse(data, "the stored artifact")
+        names, named = _feature_names(booster)
+        order = lib.column_order(signature, names, named=named, flavor=self.name)
+        return LightGBMModel(signature, booster, order)
+
+    def library_versions(self) -> dict[str, str]:
+        return lib.versions("lightgbm", "numpy")
+
+    def _lightgbm(self) -> Any:
+        return lib.require(
+            "lightgbm", package="lightgbm", extra=self.extra, purpose="LightGBM models"
+        )
+
+    def _parse(self, data: bytes, where: str) -> Any:
+        lgb = self._lightgbm()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise lib.bad_file(where, "it is not a LightGBM text model (not UTF-8 text)") from exc
+        if not self.sniff(data, where):
+            raise lib.bad_file(where, "it is not a LightGBM text model (no 'tree' header)")
+        if "\nend of trees" not in text:
+            raise lib.bad_file(where, "the LightGBM model is truncated ('end of trees' missing)")
+        try:
+            return lgb.Booster(model_str=text)
+        except Exception as exc:  # LightGBMError for malformed text
+            raise lib.bad_file(where, lib.first_line(exc)) from exc
+
+    def _inspect(self, data: bytes, where: str) -> Prepared:
+        booster = self._parse(data, where)
+        names, named = _feature_names(booster)
+        objective, n_classes = _objective(data)
+        outputs = lib.output_specs(n_classes, probabilities=objective in _PROBABILISTIC)
+        return Prepared(
+            data=data,
+            n_features=len(names),
+            signature=lib.make_signature(names, outputs),
+            library_versions=self.library_versions(),
+            params=lib.json_safe(booster.params or {}),
+            named=named,
+        )
+
+
+def _feature_names(booster: Any) -> tuple[tuple[str, ...], bool]:
+    """The booster's feature names, and whether they are real (not LightGBM's ``Column_i``)."""
+    names = tuple(str(n) for n in booster.feature_name())
+    if names == tuple(f"Column_{i}" for i in range(len(names))):
+        return lib.generic_names(len(names)), False
+    return names, True
+
+
+def _objective(data: bytes) -> tuple[str, int]:
+    """The objective name and number of classes, read from the model text's header."""
+    header = data.split(b"\nTree=", 1)[0].decode("utf-8", "replace")
+    objective, n_classes = "", 1
+    for line in header.splitlines():
+        key, _, value = line.partition("=")
+        if key == "objective" and value:
+            objective = value.split()[0]
+        elif key == "num_class" and value.strip().isdigit():
+            n_classes = int(value)
+    return objective, n_classes

@@ -1,0 +1,148 @@
+"""Shared fixtures: real servers (PostgreSQL, S3 on moto) started once per session on 127.0.0.1.
+
+Tests that use them are marked ``service``. A server that cannot be started makes its tests skip
+with the reason, except under ``CI=true``, where it is a failure: in CI a skipped service test is
+a failed one (see :func:`require_service` and the ``pytest_runtest_makereport`` hook below).
+
+Fixtures:
+
+- ``postgres_url`` (session): ``postgresql://postgres@127.0.0.1:PORT/mainspring_test``
+- ``fresh_postgres_url`` (function): the URL of a new, empty database, dropped afterwards
+- ``s3_url`` (function): an :class:`servers.S3Location` (``url``, ``storage_options``) under a
+  fresh prefix of a bucket on the moto server
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import os
+import sys
+import uuid
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any, NoReturn
+
+import pytest
+
+
+def _load_servers() -> ModuleType:
+    # tests are not a package (--import-mode=importlib): load the sibling module by path
+    name = "mainspring_test_servers"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("servers.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+servers = _load_servers()
+
+#: Fixtures that start a real server; a test using one is marked ``service`` automatically.
+SERVICE_FIXTURES = frozenset({"postgres_server", "postgres_url", "fresh_postgres_url", "s3_url"})
+
+_startup_failures: list[str] = []
+
+
+def in_ci() -> bool:
+    """Whether we run in CI (``CI=true``), where every service test must really run."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1"}
+
+
+def require_service(name: str, reason: str) -> NoReturn:
+    """Give up on a test that needs ``name``: skip it locally, fail it under ``CI=true``."""
+    message = f"{name} is not available: {reason}"
+    if in_ci():
+        pytest.fail(f"{message} (CI=true: service tests must run)", pytrace=False)
+    pytest.skip(message)
+
+
+def _start(name: str, server: Any, request: pytest.FixtureRequest) -> Any:
+    # stop at session end whatever happens, and at interpreter exit should pytest be interrupted
+    request.addfinalizer(server.stop)
+    atexit.register(server.stop)
+    try:
+        return server.start()
+    except servers.ServiceUnavailable as exc:
+        reason = str(exc)
+    server.stop()
+    _startup_failures.append(f"{name}: {reason}")  # with the log's tail, in the summary
+    require_service(name, reason.splitlines()[0])
+
+
+@pytest.fixture(scope="session")
+def postgres_server(request: pytest.FixtureRequest) -> Any:
+    """A running throw-away PostgreSQL cluster (``servers.PostgresServer``)."""
+    server = _start("PostgreSQL", servers.PostgresServer(), request)
+    server.create_database("mainspring_test")
+    return server
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: Any) -> str:
+    """``postgresql://postgres@127.0.0.1:PORT/mainspring_test``, shared by the whole session."""
+    return str(postgres_server.url("mainspring_test"))
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_server: Any) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped after the test."""
+    name = f"t_{uuid.uuid4().hex}"
+    url = postgres_server.create_database(name)
+    yield url
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def s3_server(request: pytest.FixtureRequest) -> Any:
+    """A running moto S3 server with one bucket (``servers.MotoServer``)."""
+    return _start("S3 (moto_server)", servers.MotoServer(), request)
+
+
+@pytest.fixture
+def s3_url(s3_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """A fresh ``s3://bucket/prefix-<uuid>`` on the moto server, as an ``S3Location``.
+
+    For the test's duration the environment keeps S3 clients away from real AWS: explicit test
+    credentials, no instance-metadata lookups, no profiles or config files of the user.
+    """
+    for var, value in servers.aws_env_overrides(tmp_path).items():
+        if value is None:
+            monkeypatch.delenv(var, raising=False)
+        else:
+            monkeypatch.setenv(var, value)
+    return s3_server.location()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.service)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Under CI=true, a skipped ``service`` test (however it was skipped) is a failed one."""
+    report = yield
+    if (
+        in_ci()
+        and report.skipped
+        and not hasattr(report, "wasxfail")
+        and item.get_closest_marker("service") is not None
+    ):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"service test skipped under CI=true, which counts as a failure: {reason}"
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _startup_failures:
+        terminalreporter.section("test servers that could not start")
+        for failure in _startup_failures:
+            terminalreporter.write_line(failure)

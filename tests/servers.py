@@ -1,0 +1,414 @@
+"""Real servers for the service tests: a throw-away PostgreSQL cluster and a moto S3 server.
+
+Each server runs as a child process in its own process group, bound to 127.0.0.1 on a free port,
+with its files and logs in a temporary directory. ``start()`` raises :class:`ServiceUnavailable`
+(with the tail of the server's log) when the server cannot be found or started; ``stop()`` ends the
+whole process group and removes the directory, and is safe to call twice.
+
+``tests/conftest.py`` turns these into session fixtures; nothing here depends on pytest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+#: Seconds a server may take to accept connections (generous: CI machines are slow and loaded).
+START_TIMEOUT_S = 90.0
+#: Seconds a server may take to shut down cleanly before its process group is killed.
+STOP_TIMEOUT_S = 20.0
+#: Attempts on fresh ports when the chosen port was taken between choosing and binding it.
+PORT_ATTEMPTS = 3
+
+HOST = "127.0.0.1"
+
+
+class ServiceUnavailable(Exception):
+    """A server cannot be started here; the message says why (and shows the log's tail)."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The last ``lines`` lines of a log file (empty when there is none)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _wait_until(
+    ready: Callable[[], bool],
+    proc: subprocess.Popen[bytes],
+    what: str,
+    log: Path,
+    timeout: float = START_TIMEOUT_S,
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise _StartFailed(f"{what} exited with status {proc.returncode} during start-up", log)
+        if ready():
+            return
+        if time.monotonic() > deadline:
+            raise _StartFailed(f"{what} did not accept connections within {timeout:.0f} s", log)
+        time.sleep(0.2)
+
+
+class _StartFailed(ServiceUnavailable):
+    def __init__(self, message: str, log: Path) -> None:
+        self.log = log
+        self.log_text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+        super().__init__(f"{message}; last lines of {log}:\n{tail(log)}")
+
+    @property
+    def port_taken(self) -> bool:
+        text = self.log_text.lower()
+        return "address already in use" in text or "could not bind" in text
+
+
+def _stop_group(proc: subprocess.Popen[bytes] | None, first: signal.Signals) -> None:
+    """Signal a child's process group, wait, and kill the group if it does not go."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, first)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(STOP_TIMEOUT_S)
+    # children of the leader (PostgreSQL backends, werkzeug workers) may outlive it
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(STOP_TIMEOUT_S)
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL
+# --------------------------------------------------------------------------------------------
+
+
+def find_postgres_bin() -> Path | None:
+    """The directory holding ``initdb`` and ``postgres``: the newest ``/usr/lib/postgresql/*/bin``
+    (Debian, Ubuntu), else the one on ``PATH``."""
+
+    def version(path: Path) -> tuple[int, ...]:
+        name = path.parent.name
+        return tuple(int(p) for p in name.split(".") if p.isdigit()) or (0,)
+
+    candidates = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if (p / "initdb").exists()]
+    for path in sorted(candidates, key=version, reverse=True):
+        if (path / "postgres").exists():
+            return path
+    found = shutil.which("initdb")
+    if found is not None:
+        bindir = Path(found).resolve().parent
+        if (bindir / "postgres").exists():
+            return bindir
+    return None
+
+
+class PostgresServer:
+    """A throw-away PostgreSQL cluster: ``initdb`` in a temporary directory, trust auth."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.workdir: Path | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._run_as: dict[str, Any] = {}
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@{HOST}:{self.port}/{database}"
+
+    def start(self) -> PostgresServer:
+        bindir = find_postgres_bin()
+        if bindir is None:
+            raise ServiceUnavailable(
+                "PostgreSQL is not installed (no initdb under /usr/lib/postgresql/*/bin or on "
+                "PATH); run scripts/ensure-services"
+            )
+        if importlib.util.find_spec("psycopg") is None:
+            raise ServiceUnavailable("psycopg is not installed: pip install 'mainspring[postgres]'")
+        self.workdir = Path(tempfile.mkdtemp(prefix="mainspring-pg-"))
+        if os.geteuid() == 0:
+            # PostgreSQL refuses to run as root: run it as the ``postgres`` OS user
+            try:
+                user = pwd.getpwnam("postgres")
+            except KeyError:
+                raise ServiceUnavailable(
+                    "running as root and there is no 'postgres' OS user to run PostgreSQL as"
+                ) from None
+            os.chown(self.workdir, user.pw_uid, user.pw_gid)
+            self._run_as = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+        env = {**os.environ, "LC_ALL": "C", "LANG": "C", "TZ": "UTC"}
+        initdb_log = self.workdir / "initdb.log"
+        with initdb_log.open("wb") as log:
+            result = subprocess.run(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(self.workdir / "data"),
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "--auth-local=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                    "--no-sync",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.workdir,
+                timeout=START_TIMEOUT_S,
+                check=False,
+                **self._run_as,
+            )
+        if result.returncode != 0:
+            raise _StartFailed(f"initdb exited with status {result.returncode}", initdb_log)
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                self._start_postgres(bindir, env, attempt)
+                return self
+            except _StartFailed as exc:
+                self._stop_process()
+                if not exc.port_taken or attempt == PORT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_postgres(self, bindir: Path, env: dict[str, str], attempt: int) -> None:
+        assert self.workdir is not None
+        self.port = free_port()
+        log_path = self.workdir / f"postgres-{attempt}.log"
+        settings = {
+            "listen_addresses": HOST,
+            "port": str(self.port),
+            "unix_socket_directories": str(self.workdir),
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "max_connections": "200",
+        }
+        args = [str(bindir / "postgres"), "-D", str(self.workdir / "data")]
+        for key, value in settings.items():
+            args += ["-c", f"{key}={value}"]
+        with log_path.open("wb") as log:
+            self.proc = _spawn(args, log, env, cwd=self.workdir, **self._run_as)
+        _wait_until(self._accepts, self.proc, "postgres", log_path)
+
+    def _accepts(self) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url(), connect_timeout=5) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.OperationalError:
+            return False
+        return True
+
+    def execute(self, sql: str) -> None:
+        """Run one statement outside a transaction (CREATE/DROP DATABASE) as the superuser."""
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True, connect_timeout=30) as conn:
+            conn.execute(sql.encode())
+
+    def create_database(self, name: str) -> str:
+        """Create an empty database and return its URL."""
+        self.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        """Drop a database, ending any connection a test left open."""
+        self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def _stop_process(self) -> None:
+        # SIGINT is PostgreSQL's "fast" shutdown: it ends client sessions instead of waiting
+        _stop_group(self.proc, signal.SIGINT)
+        self.proc = None
+
+    def stop(self) -> None:
+        self._stop_process()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+
+# --------------------------------------------------------------------------------------------
+# S3 (moto)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """Where a test may keep blobs: an ``s3://`` URL and the options that reach the moto server.
+
+    ``FsspecBlobStore(location.url, location.storage_options)`` opens it.
+    """
+
+    url: str
+    storage_options: dict[str, Any] = field(hash=False)
+    endpoint_url: str
+    bucket: str
+    prefix: str
+
+
+def _s3_options(endpoint_url: str) -> dict[str, Any]:
+    return {
+        "endpoint_url": endpoint_url,
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"region_name": "us-east-1"},
+    }
+
+
+#: Environment that keeps botocore away from real AWS (no metadata service, no profiles).
+SAFE_AWS_ENV = {
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def aws_env_overrides(workdir: Path) -> dict[str, str | None]:
+    """Variables to set (``None``: to remove) so that S3 clients read no real AWS configuration."""
+    overrides: dict[str, str | None] = {var: None for var in os.environ if var.startswith("AWS_")}
+    overrides.update(SAFE_AWS_ENV)
+    overrides["AWS_CONFIG_FILE"] = str(workdir / "aws-config")
+    overrides["AWS_SHARED_CREDENTIALS_FILE"] = str(workdir / "aws-credentials")
+    return overrides
+
+
+def moto_command() -> list[str] | None:
+    """How to run moto's server with this interpreter, or ``None`` when moto[server] is absent."""
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
+        return None
+    script = Path(sys.executable).parent / "moto_server"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "moto.server"]
+
+
+class MotoServer:
+    """moto's S3 server on 127.0.0.1 with one bucket; :meth:`location` hands out fresh prefixes."""
+
+    bucket = "mainspring-test"
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.workdir: Path | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def location(self) -> S3Location:
+        prefix = f"prefix-{uuid.uuid4().hex}"
+        return S3Location(
+            url=f"s3://{self.bucket}/{prefix}",
+            storage_options=_s3_options(self.endpoint_url),
+            endpoint_url=self.endpoint_url,
+            bucket=self.bucket,
+            prefix=prefix,
+        )
+
+    def start(self) -> MotoServer:
+        command = moto_command()
+        if command is None:
+            raise ServiceUnavailable("moto[server] is not installed: pip install 'moto[server]'")
+        if importlib.util.find_spec("s3fs") is None:
+            raise ServiceUnavailable("s3fs is not installed: pip install 'mainspring[s3]'")
+        self.workdir = Path(tempfile.mkdtemp(prefix="mainspring-s3-"))
+        env = dict(os.environ)
+        for var, value in aws_env_overrides(self.workdir).items():
+            if value is None:
+                env.pop(var, None)
+            else:
+                env[var] = value
+        for attempt in range(PORT_ATTEMPTS):
+            self.port = free_port()
+            log_path = self.workdir / f"moto-{attempt}.log"
+            with log_path.open("wb") as log:
+                self.proc = _spawn([*command, "-H", HOST, "-p", str(self.port)], log, env)
+            try:
+                _wait_until(self._accepts, self.proc, "moto_server", log_path)
+                break
+            except _StartFailed as exc:
+                _stop_group(self.proc, signal.SIGTERM)
+                self.proc = None
+                if not exc.port_taken or attempt == PORT_ATTEMPTS - 1:
+                    raise
+        self._create_bucket()
+        return self
+
+    def _accepts(self) -> bool:
+        # no proxies: a proxy from the environment must not see (or swallow) local requests
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(f"{self.endpoint_url}/moto-api/", timeout=5):
+                return True
+        except urllib.error.HTTPError:
+            return True  # it answered
+        except OSError:
+            return False
+
+    def _create_bucket(self) -> None:
+        request = urllib.request.Request(f"{self.endpoint_url}/{self.bucket}", method="PUT")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(request, timeout=30):
+                pass
+        except OSError as exc:
+            raise ServiceUnavailable(f"moto_server refused to create a bucket: {exc}") from exc
+
+    def stop(self) -> None:
+        _stop_group(self.proc, signal.SIGTERM)
+        self.proc = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+
+def _spawn(
+    args: Sequence[str], log: IO[bytes], env: dict[str, str], **kwargs: Any
+) -> subprocess.Popen[bytes]:
+    """Start a server in its own session (so its whole process group can be ended)."""
+    try:
+        return subprocess.Popen(
+            list(args),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            **kwargs,
+        )
+    except OSError as exc:
+        raise ServiceUnavailable(f"cannot run {args[0]}: {exc}") from exc
