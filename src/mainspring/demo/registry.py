@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,10 +13,11 @@ from rich.console import Console
 from rich.table import Table
 
 from mainspring.demo.data import FEATURES, credit_data
+from mainspring.errors import PermissionDeniedError
 from mainspring.project import Project
 from mainspring.records import Lineage, TrainingData
 
-console = Console(highlight=False)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -32,12 +34,16 @@ def _train(rows: int, seed: int, trees: int) -> tuple[object, TrainingData, floa
 
     x, y = credit_data(rows, seed=seed)
     frame = pd.DataFrame(x, columns=list(FEATURES))
-    model = lgb.LGBMClassifier(
-        n_estimators=trees, num_leaves=15, learning_rate=0.1, verbose=-1, random_state=seed
-    )
-    model.fit(frame.iloc[: rows * 4 // 5], y[: rows * 4 // 5])
-    holdout = frame.iloc[rows * 4 // 5 :]
-    auc = _auc(y[rows * 4 // 5 :], np.asarray(model.predict_proba(holdout))[:, 1])
+    cut = rows * 4 // 5
+    params = {
+        "objective": "binary",
+        "num_leaves": 15,
+        "learning_rate": 0.1,
+        "verbose": -1,
+        "seed": seed,
+    }
+    model = lgb.train(params, lgb.Dataset(frame.iloc[:cut], y[:cut]), num_boost_round=trees)
+    auc = _auc(y[cut:], np.asarray(model.predict(frame.iloc[cut:])))
     end = datetime(2026, 11, 1, tzinfo=UTC)
     fingerprint = hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest()
     data = TrainingData(fingerprint, rows, end - timedelta(days=90), end, "demo:credit_data")
@@ -83,7 +89,7 @@ def _walk(project: Project) -> None:
     registry.request_approval("credit-risk", 1, actor="alice", reason="ready for production")
     try:
         registry.approve("credit-risk", 1, actor="alice", reason="looks good to me")
-    except Exception as exc:  # the demo shows the refusal
+    except PermissionDeniedError as exc:
         console.print(f"   alice approves her own version → refused: [italic]{exc}")
     registry.approve("credit-risk", 1, actor="bob", reason="holdout AUC reviewed")
     console.print("   bob approves credit-risk/1")

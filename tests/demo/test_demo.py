@@ -1,0 +1,19 @@
+"""``mainspring demo`` runs end to end on embedded defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from mainspring.cli.main import cli
+from mainspring.project import Project
+
+
+def test_demo_runs_and_leaves_a_verifiable_project(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "four eyes" in result.output and "chain intact" in result.output
+    with Project.open(tmp_path) as project:
+        assert project.registry.get("credit-risk@champion").version == 1
+        assert project.registry.verify().ok
