@@ -23,13 +23,7 @@ def main(directory: str) -> None:
 
     with ms.Project.open(directory) as project:
         registry = project.registry
-        version = registry.register(
-            "credit",
-            model,
-            actor="alice",
-            metrics={"auc": 0.9},
-            code_version=project.code_version(),
-        )
+        version = registry.register("credit", model, actor="alice", metrics={"auc": 0.9})
         registry.request_approval("credit", version.version, actor="alice", reason="ready")
         registry.approve("credit", version.version, actor="bob", reason="reviewed")
         registry.set_alias("credit", ms.CHAMPION, version.version, actor="alice")

@@ -55,7 +55,9 @@ class Project:
         self.settings = settings
         self.metadata = metadata
         self.blobs = blobs
-        self.registry = Registry(metadata, blobs)
+        self.registry = Registry(
+            metadata, blobs, code_version=lambda: git_commit(settings.project_dir)
+        )
         self.tokens = TokenStore(metadata)
 
     @classmethod
@@ -78,10 +80,6 @@ class Project:
         metadata = open_metadata_store(settings.metadata)
         blobs = open_blob_store(settings.artifacts, options)
         return cls(settings, metadata, blobs)
-
-    def code_version(self) -> str | None:
-        """The git commit of the project directory, recorded with new model versions."""
-        return git_commit(self.settings.project_dir)
 
     def close(self) -> None:
         self.metadata.close()

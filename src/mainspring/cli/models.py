@@ -145,7 +145,6 @@ def register(
             lineage=lineage,
             description=description,
             trusted=trusted,
-            code_version=cli.project.code_version(),
         )
         cli.emit(
             version.to_dict(),

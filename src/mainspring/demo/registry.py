@@ -77,7 +77,6 @@ def _walk(project: Project) -> None:
         training_data=data,
         tags={"team": "risk"},
         lineage=Lineage(run_id="demo-train-1", feature_views=("applicant",)),
-        code_version=project.code_version(),
         description="baseline, 60 trees",
     )
     console.print(

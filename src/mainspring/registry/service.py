@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,10 +166,18 @@ class Registry:
     []
     """
 
-    def __init__(self, store: MetadataStore, blobs: BlobStore) -> None:
+    def __init__(
+        self,
+        store: MetadataStore,
+        blobs: BlobStore,
+        *,
+        code_version: Callable[[], str | None] | None = None,
+    ) -> None:
         self.store = store
         self.blobs = blobs
         self.history_log = HashChain(store, HISTORY_STREAM)
+        #: finds the code version (git commit) to record when a registration names none
+        self._code_version = code_version
 
     # ------------------------------------------------------------------ registration
 
@@ -235,7 +243,8 @@ class Registry:
                 "tags": tag_values,
                 "training_data": training_data.to_dict() if training_data else None,
                 "lineage": (lineage or Lineage()).to_dict(),
-                "code_version": code_version,
+                "code_version": code_version
+                or (self._code_version() if self._code_version else None),
                 "description": description,
                 "registered_by": actor,
                 "registered_at": now,
