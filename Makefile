@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+PY_DIRS := $(wildcard src tests benchmarks examples)
 
 .PHONY: demo test lint typecheck unit clean
 
@@ -23,8 +24,8 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/mainspring demo
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy

@@ -17,7 +17,9 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import os
+import signal
 import sys
+import threading
 import uuid
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -60,10 +62,27 @@ def require_service(name: str, reason: str) -> NoReturn:
     pytest.skip(message)
 
 
+_running: list[Any] = []
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    # a CI time-out or `timeout` ends pytest with SIGTERM, which skips finalizers and atexit
+    for server in _running:
+        server.stop()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _start(name: str, server: Any, request: pytest.FixtureRequest) -> Any:
-    # stop at session end whatever happens, and at interpreter exit should pytest be interrupted
+    # stop at session end whatever happens, at interpreter exit, and on SIGTERM
     request.addfinalizer(server.stop)
     atexit.register(server.stop)
+    _running.append(server)
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    ):
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         return server.start()
     except servers.ServiceUnavailable as exc:
