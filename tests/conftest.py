@@ -44,7 +44,9 @@ def _load_servers() -> ModuleType:
 servers = _load_servers()
 
 #: Fixtures that start a real server; a test using one is marked ``service`` automatically.
-SERVICE_FIXTURES = frozenset({"postgres_server", "postgres_url", "fresh_postgres_url", "s3_url"})
+SERVICE_FIXTURES = frozenset(
+    {"postgres_server", "postgres_url", "fresh_postgres_url", "s3_server", "s3_url"}
+)
 
 _startup_failures: list[str] = []
 

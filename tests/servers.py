@@ -130,6 +130,14 @@ def find_postgres_bin() -> Path | None:
     return None
 
 
+def _postgres_tmp() -> str:
+    """A temporary directory that the ``postgres`` user can reach and whose path is short enough
+    for a Unix socket (about 100 bytes); ``/tmp`` when ``$TMPDIR`` is not."""
+    base = Path(tempfile.gettempdir()).resolve()
+    reachable = all(os.stat(p).st_mode & 0o001 for p in (base, *base.parents))
+    return str(base) if reachable and len(str(base)) < 60 else "/tmp"
+
+
 class PostgresServer:
     """A throw-away PostgreSQL cluster: ``initdb`` in a temporary directory, trust auth."""
 
@@ -151,7 +159,7 @@ class PostgresServer:
             )
         if importlib.util.find_spec("psycopg") is None:
             raise ServiceUnavailable("psycopg is not installed: pip install 'mainspring[postgres]'")
-        self.workdir = Path(tempfile.mkdtemp(prefix="mainspring-pg-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix="mainspring-pg-", dir=_postgres_tmp()))
         if os.geteuid() == 0:
             # PostgreSQL refuses to run as root: run it as the ``postgres`` OS user
             try:

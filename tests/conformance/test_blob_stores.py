@@ -121,7 +121,7 @@ def test_invalid_keys_are_refused(store: BlobStore, key: str) -> None:
 
 
 def test_binary_round_trip(store: BlobStore) -> None:
-    @settings(max_examples=10 if is_s3(store) else 60, deadline=None, database=None)
+    @settings(max_examples=10 if is_s3(store) else 40, deadline=None, database=None)
     @given(data=st.binary(max_size=2048), name=st.sampled_from(["bin", "dir/bin", "a/b/c.bin"]))
     def round_trip(data: bytes, name: str) -> None:
         store.put(name, data)

@@ -46,15 +46,17 @@ def race(metadata_url: str, tmp_path: Path) -> None:
     for proc in procs:
         _, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, err.decode()
-    registry = Registry(open_metadata_store(metadata_url), open_blob_store(artifacts))
-    versions = registry.list_versions("shared")
-    assert [v.version for v in versions] == list(range(1, 101))
-    assert sorted((v.registered_by, v.tags["i"]) for v in versions) == sorted(
-        (who, str(i)) for who in ("p1", "p2") for i in range(50)
-    )
-    history = registry.history("shared")
-    assert len(history) == 100 and registry.verify().ok
-    registry.store.close()
+    store = open_metadata_store(metadata_url)
+    try:
+        registry = Registry(store, open_blob_store(artifacts))
+        versions = registry.list_versions("shared")
+        assert [v.version for v in versions] == list(range(1, 101))
+        assert sorted((v.registered_by, v.tags["i"]) for v in versions) == sorted(
+            (who, str(i)) for who in ("p1", "p2") for i in range(50)
+        )
+        assert len(registry.history("shared")) == 100 and registry.verify().ok
+    finally:
+        store.close()
 
 
 def test_concurrent_registration_sqlite(tmp_path: Path) -> None:

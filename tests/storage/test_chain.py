@@ -276,7 +276,7 @@ details_dicts = st.dictionaries(st.text(max_size=12), json_values, max_size=5)
 
 
 def test_any_json_details_round_trip(store: SqlMetadataStore) -> None:
-    @settings(max_examples=40, deadline=None, database=None)
+    @settings(max_examples=30, deadline=None, database=None)
     @given(details=details_dicts)
     def round_trip(details: dict[str, Any]) -> None:
         chain = HashChain(store, f"s-{uuid.uuid4().hex[:16]}")
