@@ -29,6 +29,9 @@ HEAVY = [
     "rich",
     "click",
     "jinja2",
+    "duckdb",
+    "pyarrow",
+    "polars",
 ]
 
 

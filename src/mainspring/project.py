@@ -17,9 +17,10 @@ from typing import Self
 
 from mainspring.access import TokenStore
 from mainspring.config import Settings, load_settings
+from mainspring.features import FeatureStore
 from mainspring.registry import Registry
-from mainspring.storage import open_blob_store, open_metadata_store
-from mainspring.storage.base import BlobStore, MetadataStore
+from mainspring.storage import open_blob_store, open_metadata_store, open_online_store
+from mainspring.storage.base import BlobStore, MetadataStore, OnlineStore
 
 
 def git_commit(directory: Path) -> str | None:
@@ -51,12 +52,20 @@ def git_commit(directory: Path) -> str | None:
 class Project:
     """A Mainspring project: its settings and the services built from them."""
 
-    def __init__(self, settings: Settings, metadata: MetadataStore, blobs: BlobStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metadata: MetadataStore,
+        blobs: BlobStore,
+        online: OnlineStore | None = None,
+    ) -> None:
         self.settings = settings
         self.metadata = metadata
         self.blobs = blobs
         self.registry = Registry(metadata, blobs)
         self.tokens = TokenStore(metadata)
+        self.online = online or open_online_store(settings.online or "memory://")
+        self.features = FeatureStore(metadata, self.online, base_dir=settings.project_dir)
 
     @classmethod
     def open(
@@ -84,6 +93,7 @@ class Project:
         return git_commit(self.settings.project_dir)
 
     def close(self) -> None:
+        self.online.close()
         self.metadata.close()
 
     def __enter__(self) -> Self:

@@ -1,0 +1,221 @@
+"""Online reads and writes: entity keys in, latest feature values out, in one store round trip.
+
+Rows are stored per (namespace, entity key) as a JSON list of the view's feature values in field
+order, with the event time beside them. Reading needs only the precomputed :class:`Part`s of a
+selection: no definition is parsed per call.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from mainspring.errors import InvalidInputError
+from mainspring.features.definitions import FeatureView
+from mainspring.features.frames import TS, arrow
+from mainspring.features.plans import Part, Selection
+from mainspring.records import JSON
+from mainspring.storage.base import OnlineRow, OnlineStore
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+KEY_SEPARATOR = "\x1f"
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_loads = json.loads
+
+
+def from_micros(value: int) -> datetime:
+    return EPOCH + timedelta(microseconds=value)
+
+
+@dataclass(frozen=True, slots=True)
+class OnlineFeatures:
+    """Feature values per requested entity, column by column, in request order.
+
+    ``found[view][i]`` is false when entity ``i`` has no row in ``view`` or its row is older than
+    the view's TTL; its values are then ``None``.
+    """
+
+    entities: list[dict[str, Any]]
+    values: dict[str, list[Any]]
+    event_timestamps: dict[str, list[datetime | None]]
+    found: dict[str, list[bool]]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per entity: its keys and its feature values."""
+        names = list(self.values)
+        columns = [self.values[n] for n in names]
+        return (
+            [
+                {**entity, **dict(zip(names, vals, strict=True))}
+                for entity, vals in zip(self.entities, zip(*columns, strict=True), strict=True)
+            ]
+            if columns
+            else [dict(e) for e in self.entities]
+        )
+
+    def to_dict(self) -> JSON:
+        return {
+            "entities": self.entities,
+            "features": self.values,
+            "event_timestamps": {
+                view: [t.isoformat() if t is not None else None for t in times]
+                for view, times in self.event_timestamps.items()
+            },
+            "found": self.found,
+        }
+
+
+def _key_error(key: str, value: Any, integer: bool, index: int) -> InvalidInputError:
+    want = "int64" if integer else "string"
+    return InvalidInputError(
+        f"entity {index}: join key {key!r} must be {want}, not {type(value).__name__} {value!r}",
+        field=f"entities[{index}].{key}",
+    )
+
+
+def _encode(value: Any, key: str, integer: bool, index: int) -> str:
+    kind = type(value)
+    if integer:
+        if kind is int:
+            return str(value)
+        if kind is not bool and hasattr(value, "__index__") and not isinstance(value, str):
+            return str(int(value))
+    elif kind is str:
+        return value  # type: ignore[no-any-return]
+    raise _key_error(key, value, integer, index)
+
+
+def entity_columns(
+    entities: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]], keys: tuple[str, ...]
+) -> tuple[list[dict[str, Any]], dict[str, Sequence[Any]]]:
+    """Entity keys given as rows or as columns → (rows, columns)."""
+    if isinstance(entities, Mapping):
+        columns: dict[str, Sequence[Any]] = {}
+        lengths = set()
+        for key in keys:
+            if key not in entities:
+                raise InvalidInputError(
+                    f"the entity keys lack join key {key!r}; the features need: {', '.join(keys)}",
+                    field=f"entities.{key}",
+                )
+            columns[key] = list(entities[key])
+            lengths.add(len(columns[key]))
+        if len(lengths) > 1:
+            raise InvalidInputError(
+                "the entity key columns have different lengths", field="entities"
+            )
+        n = lengths.pop() if lengths else 0
+        rows = [{k: columns[k][i] for k in keys} for i in range(n)]
+        return rows, columns
+    rows = []
+    for i, row in enumerate(entities):
+        if not isinstance(row, Mapping):
+            raise InvalidInputError(
+                f"entity {i} must be a mapping of join keys to values", field=f"entities[{i}]"
+            )
+        for key in keys:
+            if key not in row:
+                raise InvalidInputError(
+                    f"entity {i} lacks join key {key!r}; the features need: {', '.join(keys)}",
+                    field=f"entities[{i}].{key}",
+                )
+        rows.append({k: row[k] for k in keys})
+    return rows, {k: [r[k] for r in rows] for k in keys}
+
+
+def _keys_of(part: Part, columns: Mapping[str, Sequence[Any]]) -> list[str]:
+    if len(part.keys) == 1:
+        ((key, integer),) = part.keys
+        col = columns[key]
+        if integer:
+            out = []
+            for i, v in enumerate(col):
+                out.append(str(v) if type(v) is int else _encode(v, key, True, i))
+            return out
+        return [v if type(v) is str else _encode(v, key, False, i) for i, v in enumerate(col)]
+    encoded = [
+        [_encode(v, key, integer, i) for i, v in enumerate(columns[key])]
+        for key, integer in part.keys
+    ]
+    return [KEY_SEPARATOR.join(parts) for parts in zip(*encoded, strict=True)]
+
+
+def read_online(
+    store: OnlineStore,
+    selection: Selection,
+    entities: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
+    *,
+    now: datetime | None = None,
+) -> OnlineFeatures:
+    """The latest values of ``selection`` for ``entities``: one ``store.read`` call."""
+    rows, columns = entity_columns(entities, selection.join_keys)
+    n = len(rows)
+    request: list[tuple[str, str]] = []
+    for part in selection.parts:
+        ns = part.namespace
+        request.extend((ns, k) for k in _keys_of(part, columns))
+    hits = store.read(request) if request else []
+    now_us = time.time_ns() // 1000 if now is None else (now - EPOCH) // timedelta(microseconds=1)
+    values: dict[str, list[Any]] = {}
+    stamps: dict[str, list[datetime | None]] = {}
+    found: dict[str, list[bool]] = {}
+    offset = 0
+    for part in selection.parts:
+        cols: list[list[Any]] = [[] for _ in part.columns]
+        times: list[datetime | None] = []
+        flags: list[bool] = []
+        oldest = None if part.ttl_us is None else now_us - part.ttl_us
+        positions = part.positions
+        for hit in hits[offset : offset + n]:
+            if hit is None or (oldest is not None and hit[0] < oldest):
+                for col in cols:
+                    col.append(None)
+                times.append(None)
+                flags.append(False)
+                continue
+            stored = _loads(hit[1])
+            for col, pos in zip(cols, positions, strict=True):
+                col.append(stored[pos])
+            times.append(EPOCH + timedelta(microseconds=hit[0]))
+            flags.append(True)
+        offset += n
+        for name, col in zip(part.columns, cols, strict=True):
+            values[name] = col
+        stamps[part.view.name] = times
+        found[part.view.name] = flags
+    return OnlineFeatures(rows, values, stamps, found)
+
+
+def encode_rows(view: FeatureView, table: pa.Table) -> list[OnlineRow]:
+    """A feature table (``join keys, __ts, features``) as online rows."""
+    pa = arrow()
+    keys = [table.column(k).to_pylist() for k in view.entity.join_keys]
+    if len(keys) == 1:
+        encoded = [str(k) for k in keys[0]]
+    else:
+        encoded = [KEY_SEPARATOR.join(map(str, parts)) for parts in zip(*keys, strict=True)]
+    stamps = table.column(TS).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()
+    columns = [table.column(name).to_pylist() for name in view.feature_names]
+    payloads = [_dumps(list(values)).encode() for values in zip(*columns, strict=True)]
+    return list(zip(encoded, stamps, payloads, strict=True))
+
+
+def check_unique(view: FeatureView, rows: Sequence[OnlineRow]) -> None:
+    """Refuse two rows for the same entity and event time in one batch."""
+    seen: set[tuple[str, int]] = set()
+    for key, ts, _ in rows:
+        if (key, ts) in seen:
+            raise InvalidInputError(
+                f"feature view {view.name!r}: the batch has two rows for entity "
+                f"{key.replace(KEY_SEPARATOR, ', ')!r} at {from_micros(ts).isoformat()}; "
+                "keep one row per entity and event time",
+                field=view.name,
+            )
+        seen.add((key, ts))
