@@ -41,10 +41,7 @@ KEY_DTYPES = frozenset({"int64", "string"})
 
 
 def _name(value: str, what: str) -> str:
-    check_name(value, field=what)
-    if ":" in value:
-        raise InvalidInputError(f"{what} {value!r} may not contain ':'", field=what)
-    return value
+    return check_name(value, field=what)  # no ':' (it separates view and feature)
 
 
 def _column(value: str, what: str) -> str:
