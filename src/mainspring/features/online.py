@@ -1,13 +1,12 @@
 """Online reads and writes: entity keys in, latest feature values out, in one store round trip.
 
-Rows are stored per (namespace, entity key) as a JSON list of the view's feature values in field
-order, with the event time beside them. Reading needs only the precomputed :class:`Part`s of a
+Rows are stored per (namespace, entity key) with their event time; the values are encoded by
+:mod:`mainspring.features.payload`. Reading needs only the precomputed :class:`Part`s of a
 selection: no definition is parsed per call.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mainspring.errors import InvalidInputError
+from mainspring.features import payload
 from mainspring.features.definitions import FeatureView
 from mainspring.features.frames import TS, arrow
 from mainspring.features.plans import Part, Selection
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 KEY_SEPARATOR = "\x1f"
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
-_loads = json.loads
 
 
 def from_micros(value: int) -> datetime:
@@ -44,8 +42,17 @@ class OnlineFeatures:
 
     entities: list[dict[str, Any]]
     values: dict[str, list[Any]]
-    event_timestamps: dict[str, list[datetime | None]]
+    #: Event times in microseconds since the epoch (``None`` where not found), per view.
+    event_micros: dict[str, list[int | None]]
     found: dict[str, list[bool]]
+
+    @property
+    def event_timestamps(self) -> dict[str, list[datetime | None]]:
+        """The event time of each entity's row, per view (``None`` where not found)."""
+        return {
+            view: [from_micros(t) if t is not None else None for t in times]
+            for view, times in self.event_micros.items()
+        }
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per entity: its keys and its feature values."""
@@ -94,11 +101,10 @@ def _encode(value: Any, key: str, integer: bool, index: int) -> str:
 
 def entity_columns(
     entities: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]], keys: tuple[str, ...]
-) -> tuple[list[dict[str, Any]], dict[str, Sequence[Any]]]:
+) -> tuple[list[Any], dict[str, Sequence[Any]]]:
     """Entity keys given as rows or as columns → (rows, columns)."""
     if isinstance(entities, Mapping):
         columns: dict[str, Sequence[Any]] = {}
-        lengths = set()
         for key in keys:
             if key not in entities:
                 raise InvalidInputError(
@@ -106,28 +112,29 @@ def entity_columns(
                     field=f"entities.{key}",
                 )
             columns[key] = list(entities[key])
-            lengths.add(len(columns[key]))
-        if len(lengths) > 1:
+        if len({len(c) for c in columns.values()}) > 1:
             raise InvalidInputError(
                 "the entity key columns have different lengths", field="entities"
             )
-        n = lengths.pop() if lengths else 0
-        rows = [{k: columns[k][i] for k in keys} for i in range(n)]
-        return rows, columns
-    rows = []
-    for i, row in enumerate(entities):
+        n = len(columns[keys[0]]) if keys else 0
+        return [{k: columns[k][i] for k in keys} for i in range(n)], columns
+    rows = list(entities)
+    try:
+        return rows, {k: [row[k] for row in rows] for k in keys}
+    except (KeyError, TypeError, IndexError):
+        pass
+    for i, row in enumerate(rows):  # say which entity is wrong
         if not isinstance(row, Mapping):
             raise InvalidInputError(
                 f"entity {i} must be a mapping of join keys to values", field=f"entities[{i}]"
-            )
+            ) from None
         for key in keys:
             if key not in row:
                 raise InvalidInputError(
                     f"entity {i} lacks join key {key!r}; the features need: {', '.join(keys)}",
                     field=f"entities[{i}].{key}",
-                )
-        rows.append({k: row[k] for k in keys})
-    return rows, {k: [r[k] for r in rows] for k in keys}
+                ) from None
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _keys_of(part: Part, columns: Mapping[str, Sequence[Any]]) -> list[str]:
@@ -164,33 +171,30 @@ def read_online(
     hits = store.read(request) if request else []
     now_us = time.time_ns() // 1000 if now is None else (now - EPOCH) // timedelta(microseconds=1)
     values: dict[str, list[Any]] = {}
-    stamps: dict[str, list[datetime | None]] = {}
+    micros: dict[str, list[int | None]] = {}
     found: dict[str, list[bool]] = {}
     offset = 0
     for part in selection.parts:
-        cols: list[list[Any]] = [[] for _ in part.columns]
-        times: list[datetime | None] = []
-        flags: list[bool] = []
-        oldest = None if part.ttl_us is None else now_us - part.ttl_us
-        positions = part.positions
-        for hit in hits[offset : offset + n]:
-            if hit is None or (oldest is not None and hit[0] < oldest):
-                for col in cols:
-                    col.append(None)
-                times.append(None)
-                flags.append(False)
-                continue
-            stored = _loads(hit[1])
-            for col, pos in zip(cols, positions, strict=True):
-                col.append(stored[pos])
-            times.append(EPOCH + timedelta(microseconds=hit[0]))
-            flags.append(True)
+        chunk = hits[offset : offset + n]
         offset += n
-        for name, col in zip(part.columns, cols, strict=True):
-            values[name] = col
-        stamps[part.view.name] = times
+        oldest = None if part.ttl_us is None else now_us - part.ttl_us
+        flags = [h is not None and (oldest is None or h[0] >= oldest) for h in chunk]
+        blank = [None] * len(part.view.fields)
+        decoded = [
+            row if row is not None else blank
+            for row in payload.decode(
+                [h[1] if ok else None for h, ok in zip(chunk, flags, strict=True)],  # type: ignore[index]
+                len(blank),
+            )
+        ]
+        for name, pos in zip(part.columns, part.positions, strict=True):
+            values[name] = [row[pos] for row in decoded]
+        micros[part.view.name] = [
+            h[0] if ok else None  # type: ignore[index]
+            for h, ok in zip(chunk, flags, strict=True)
+        ]
         found[part.view.name] = flags
-    return OnlineFeatures(rows, values, stamps, found)
+    return OnlineFeatures(rows, values, micros, found)
 
 
 def encode_rows(view: FeatureView, table: pa.Table) -> list[OnlineRow]:
@@ -202,9 +206,7 @@ def encode_rows(view: FeatureView, table: pa.Table) -> list[OnlineRow]:
     else:
         encoded = [KEY_SEPARATOR.join(map(str, parts)) for parts in zip(*keys, strict=True)]
     stamps = table.column(TS).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()
-    columns = [table.column(name).to_pylist() for name in view.feature_names]
-    payloads = [_dumps(list(values)).encode() for values in zip(*columns, strict=True)]
-    return list(zip(encoded, stamps, payloads, strict=True))
+    return list(zip(encoded, stamps, payload.encode(view, table), strict=True))
 
 
 def check_unique(view: FeatureView, rows: Sequence[OnlineRow]) -> None:

@@ -176,11 +176,10 @@ class SqliteOnlineStore:
             params.extend(members)
         sql = self._select(tuple(len(m) for m in groups.values()))
         try:
-            found = {
-                (ns, key): (ts, payload) for ns, key, ts, payload in self._conn.execute(sql, params)
-            }
+            fetched = self._conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"online store {self.url} failed a read: {exc}") from exc
+        found = {(ns, key): (ts, payload) for ns, key, ts, payload in fetched}
         return [found.get(k) for k in keys]
 
     def count(self, namespace: str) -> int:
