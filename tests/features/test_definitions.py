@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mainspring.errors import InvalidInputError
@@ -105,6 +105,7 @@ def test_breaking_changes_are_listed() -> None:
     ]
 
 
+@settings(deadline=None)
 @given(name=st.text(max_size=12))
 def test_field_names_are_identifiers_or_refused(name: str) -> None:
     if name.isidentifier() and "__" not in name:
@@ -114,6 +115,7 @@ def test_field_names_are_identifiers_or_refused(name: str) -> None:
             Field(name)
 
 
+@settings(deadline=None)
 @given(dtype=st.text(max_size=10))
 def test_key_types_are_int64_or_string(dtype: str) -> None:
     if dtype in {"int64", "string"}:
