@@ -91,6 +91,15 @@ def test_many_keys_in_one_read(store: OnlineStore) -> None:
     assert hits == [(i, str(i).encode()) if i < 1000 else None for i in range(0, 1200, 3)]
 
 
+def test_reads_past_sqlites_parameter_limit(store: OnlineStore) -> None:
+    store.write("a", [(str(i), i, b"a") for i in range(0, 40_000, 1000)])
+    store.write("b", [("7", 7, b"b")])
+    keys = [("a", str(i)) for i in range(40_000)] + [("b", "7")]
+    hits = store.read(keys)
+    assert len(hits) == 40_001 and hits[-1] == (7, b"b")
+    assert [i for i, h in enumerate(hits[:-1]) if h is not None] == list(range(0, 40_000, 1000))
+
+
 def test_concurrent_writers_and_readers(store: OnlineStore) -> None:
     errors: list[BaseException] = []
 

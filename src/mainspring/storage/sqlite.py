@@ -81,6 +81,25 @@ _ONLINE_UPSERT = (
 )
 
 
+#: Bound parameters per statement (SQLite allows 32766); bigger reads take more statements.
+MAX_PARAMS = 30_000
+
+
+def _statements(groups: dict[str, list[str]]) -> list[list[tuple[str, list[str]]]]:
+    """Split (namespace → keys) into statements of at most ``MAX_PARAMS`` parameters."""
+    out: list[list[tuple[str, list[str]]]] = [[]]
+    size = 0
+    for ns, members in groups.items():
+        for start in range(0, len(members), MAX_PARAMS - 1):
+            chunk = members[start : start + MAX_PARAMS - 1]
+            if size + len(chunk) + 1 > MAX_PARAMS:
+                out.append([])
+                size = 0
+            out[-1].append((ns, chunk))
+            size += len(chunk) + 1
+    return out
+
+
 class SqliteOnlineStore:
     """An :class:`~mainspring.storage.base.OnlineStore` in one SQLite table (WAL mode).
 
@@ -141,6 +160,8 @@ class SqliteOnlineStore:
     def _select(self, shape: tuple[int, ...]) -> str:
         sql = self._sql.get(shape)
         if sql is None:
+            if len(self._sql) > 256:  # many shapes of request: keep the cache bounded
+                self._sql.clear()
             parts = [
                 "SELECT namespace, key, ts, payload FROM online_rows WHERE namespace = ? AND key "  # noqa: S608 (quoted identifiers, no user values)
                 + ("= ?" if n == 1 else f"IN ({', '.join('?' * n)})")
@@ -170,13 +191,15 @@ class SqliteOnlineStore:
         groups: dict[str, list[str]] = {}
         for ns, key in keys:
             groups.setdefault(ns, []).append(key)
-        params: list[str] = []
-        for ns, members in groups.items():
-            params.append(ns)
-            params.extend(members)
-        sql = self._select(tuple(len(m) for m in groups.values()))
+        fetched: list[tuple[str, str, int, bytes]] = []
         try:
-            fetched = self._conn.execute(sql, params).fetchall()
+            for statement in _statements(groups):
+                sql = self._select(tuple(len(m) for _, m in statement))
+                params: list[str] = []
+                for ns, members in statement:
+                    params.append(ns)
+                    params.extend(members)
+                fetched += self._conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"online store {self.url} failed a read: {exc}") from exc
         found = {(ns, key): (ts, payload) for ns, key, ts, payload in fetched}
