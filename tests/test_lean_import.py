@@ -32,6 +32,7 @@ HEAVY = [
     "duckdb",
     "pyarrow",
     "polars",
+    "prometheus_client",
 ]
 
 

@@ -118,8 +118,13 @@ def mainspring_store(data: Path) -> Any:
     view = ms.FeatureView(
         "fv", customer, [ms.Field(f) for f in FEATURES], ms.FileSource("features.parquet"), ttl=TTL
     )
+    from mainspring.features.metrics import FeatureMetrics
+
     store = ms.FeatureStore(
-        memory_metadata(), SqliteOnlineStore(f"sqlite:///{data / 'ms_online.db'}"), base_dir=data
+        memory_metadata(),
+        SqliteOnlineStore(f"sqlite:///{data / 'ms_online.db'}"),
+        base_dir=data,
+        metrics=FeatureMetrics.default(),  # as Project.open wires it: metrics on
     )
     store.apply([customer, view, ms.FeatureService("bench", [view])], actor="bench")
     return store

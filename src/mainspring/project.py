@@ -18,6 +18,7 @@ from typing import Self
 from mainspring.access import TokenStore
 from mainspring.config import Settings, load_settings
 from mainspring.features import FeatureStore
+from mainspring.features.metrics import FeatureMetrics
 from mainspring.registry import Registry
 from mainspring.storage import open_blob_store, open_metadata_store, open_online_store
 from mainspring.storage.base import BlobStore, MetadataStore, OnlineStore
@@ -65,7 +66,9 @@ class Project:
         self.registry = Registry(metadata, blobs)
         self.tokens = TokenStore(metadata)
         self.online = online or open_online_store(settings.online or "memory://")
-        self.features = FeatureStore(metadata, self.online, base_dir=settings.project_dir)
+        self.features = FeatureStore(
+            metadata, self.online, base_dir=settings.project_dir, metrics=FeatureMetrics.default()
+        )
 
     @classmethod
     def open(

@@ -44,6 +44,10 @@ class Selection:
         return out
 
     @property
+    def view_names(self) -> tuple[str, ...]:
+        return tuple(part.view.name for part in self.parts)
+
+    @property
     def join_keys(self) -> tuple[str, ...]:
         seen: dict[str, None] = {}
         for part in self.parts:

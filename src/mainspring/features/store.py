@@ -8,6 +8,7 @@ Definitions are versioned in the metadata store; each change is an entry of the 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -25,6 +26,7 @@ from mainspring.features.definitions import (
     view_from_dict,
 )
 from mainspring.features.frames import TS, feature_table, to_arrow
+from mainspring.features.metrics import FeatureMetrics
 from mainspring.features.online import (
     OnlineFeatures,
     check_unique,
@@ -64,10 +66,18 @@ class FeatureStore:
     []
     """
 
-    def __init__(self, metadata: MetadataStore, online: OnlineStore, *, base_dir: Path) -> None:
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        online: OnlineStore,
+        *,
+        base_dir: Path,
+        metrics: FeatureMetrics | None = None,
+    ) -> None:
         self.metadata = metadata
         self.online = online
         self.base_dir = Path(base_dir)
+        self.metrics = metrics
         self.history_log = HashChain(metadata, HISTORY_STREAM)
         self._loaded: dict[str, FeatureView] = {}
         self._selections: dict[Any, Selection] = {}
@@ -332,7 +342,12 @@ class FeatureStore:
         selection = self._selections.get(("service", key)) if key is not None else None
         if selection is None:
             selection = self.selection(features)
-        return read_online(self.online, selection, entities, now=now)
+        if self.metrics is None:
+            return read_online(self.online, selection, entities, now=now)
+        started = time.perf_counter()
+        result = read_online(self.online, selection, entities, now=now)
+        self.metrics.observe_read(selection.view_names, time.perf_counter() - started)
+        return result
 
     def write_online(self, view: str | FeatureView, rows: Any) -> int:
         """Write event rows (source columns: join keys, timestamp, inputs) to the online store,
@@ -344,7 +359,10 @@ class FeatureStore:
         encoded = encode_rows(runnable, table)
         check_unique(runnable, encoded)
         assert stored.schema_digest is not None
-        return self.online.write(namespace_of(name, stored.schema_digest), encoded)
+        written = self.online.write(namespace_of(name, stored.schema_digest), encoded)
+        if self.metrics is not None:
+            self.metrics.written(name, written, "stream")
+        return written
 
     def materialize(
         self,
@@ -395,6 +413,9 @@ class FeatureStore:
             )
             with self.metadata.write() as conn:
                 catalog.record_materialization(conn, run)
+            if self.metrics is not None:
+                self.metrics.written(name, len(rows), "materialize")
+                self.metrics.materialized(name, end, self.online.count(namespace))
             runs.append(run)
         return runs
 
