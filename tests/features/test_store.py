@@ -254,3 +254,16 @@ def test_non_integer_keys_are_refused(key: Any) -> None:
     selection = select(("profile",), {"profile": (profile, 1, "profile:x")})
     with pytest.raises(InvalidInputError, match="join key 'customer_id' must be int64"):
         read_online(MemoryOnlineStore(), selection, [{"customer_id": key}])
+
+
+def test_references_never_collide_with_service_names(project: Project) -> None:
+    store = project.features
+    store.write_online(
+        "profile", [{"customer_id": 1, "event_timestamp": T0, "income": 1.0, "debt": 2.0}]
+    )
+    by_service = store.get_online_features("credit", [{"customer_id": 1}], now=T0)
+    by_refs = store.get_online_features(["profile:income"], [{"customer_id": 1}], now=T0)
+    assert list(by_service.values) == ["income", "debt", "debt_ratio"]
+    assert list(by_refs.values) == ["income"]
+    with pytest.raises(InvalidInputError, match="select at least one feature"):
+        store.get_online_features([], [{"customer_id": 1}])

@@ -254,31 +254,26 @@ class FeatureStore:
 
     def selection(self, features: Features) -> Selection:
         """Resolve a feature service (object or name) or ``view[:feature]`` references; cached."""
-        key: Any
-        if isinstance(features, FeatureService):
-            key = ("service", features.name)
-        elif isinstance(features, str):
-            key = ("service", features)
+        service: str | None = None
+        refs: tuple[str, ...] = ()
+        key: tuple[str, Any]
+        if isinstance(features, FeatureService | str):
+            service = features if isinstance(features, str) else features.name
+            key = ("service", service)
         else:
-            key = tuple(features)
+            refs = tuple(features)
+            key = ("refs", refs)
         cached = self._selections.get(key)
         if cached is not None:
             return cached
         with self.metadata.read() as conn:
-            if (
-                key[0] == "service"
-                and len(key) == 2
-                and isinstance(key, tuple)
-                and not (isinstance(features, Sequence) and not isinstance(features, str))
-            ):
-                stored = catalog.latest(conn, "service", key[1])
+            if service is not None:
+                stored = catalog.latest(conn, "service", service)
                 if stored is None:
                     raise NotFoundError(
-                        "feature service", key[1], "apply it, or pass 'view:feature' references"
+                        "feature service", service, "apply it, or pass 'view:feature' references"
                     )
                 refs = tuple(stored.definition["features"])
-            else:
-                refs = tuple(features)  # type: ignore[arg-type]
             views = {}
             for stored in catalog.all_latest(conn, "view"):
                 assert stored.schema_digest is not None
