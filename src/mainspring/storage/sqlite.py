@@ -6,9 +6,11 @@ serialised across threads and processes; readers never block in WAL mode.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -118,8 +120,8 @@ class SqliteOnlineStore:
         self.url = url
         memory = url in {"sqlite://", "sqlite:///:memory:"}
         if memory:
-            # one shared in-memory database: a private URI name, shared cache across threads
-            self._target = f"file:mainspring-online-{id(self)}?mode=memory&cache=shared"
+            # one private in-memory database on one connection, used under a lock
+            self._target = "file::memory:"
         else:
             path = Path(url.removeprefix("sqlite:///"))
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,6 +133,9 @@ class SqliteOnlineStore:
         self._opened_lock = threading.Lock()
         self._keeper = self._connect()  # keeps an in-memory database alive; creates the table
         self._keeper.execute(_ONLINE_SCHEMA)
+        self._guard: AbstractContextManager[Any] = (
+            threading.RLock() if memory else contextlib.nullcontext()
+        )
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -152,6 +157,8 @@ class SqliteOnlineStore:
 
     @property
     def _conn(self) -> sqlite3.Connection:
+        if self._memory:
+            return self._keeper
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._connect()
@@ -172,15 +179,16 @@ class SqliteOnlineStore:
 
     def write(self, namespace: str, rows: Sequence[OnlineRow]) -> int:
         params = [(namespace, str(k), int(ts), bytes(p)) for k, ts, p in rows]
-        conn = self._conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany(_ONLINE_UPSERT, params)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+            with self._guard:
+                conn = self._conn
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(_ONLINE_UPSERT, params)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StorageError(f"online store {self.url} refused a write: {exc}") from exc
         return len(params)
@@ -193,26 +201,29 @@ class SqliteOnlineStore:
             groups.setdefault(ns, []).append(key)
         fetched: list[tuple[str, str, int, bytes]] = []
         try:
-            for statement in _statements(groups):
-                sql = self._select(tuple(len(m) for _, m in statement))
-                params: list[str] = []
-                for ns, members in statement:
-                    params.append(ns)
-                    params.extend(members)
-                fetched += self._conn.execute(sql, params).fetchall()
+            with self._guard:
+                for statement in _statements(groups):
+                    sql = self._select(tuple(len(m) for _, m in statement))
+                    params: list[str] = []
+                    for ns, members in statement:
+                        params.append(ns)
+                        params.extend(members)
+                    fetched += self._conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"online store {self.url} failed a read: {exc}") from exc
         found = {(ns, key): (ts, payload) for ns, key, ts, payload in fetched}
         return [found.get(k) for k in keys]
 
     def count(self, namespace: str) -> int:
-        row = self._conn.execute(
-            "SELECT count(*) FROM online_rows WHERE namespace = ?", (namespace,)
-        ).fetchone()
+        with self._guard:
+            row = self._conn.execute(
+                "SELECT count(*) FROM online_rows WHERE namespace = ?", (namespace,)
+            ).fetchone()
         return int(row[0])
 
     def drop(self, namespace: str) -> None:
-        self._conn.execute("DELETE FROM online_rows WHERE namespace = ?", (namespace,))
+        with self._guard:
+            self._conn.execute("DELETE FROM online_rows WHERE namespace = ?", (namespace,))
 
     def close(self) -> None:
         with self._opened_lock:
