@@ -50,6 +50,21 @@ def git_commit(directory: Path) -> str | None:
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def s3_options(settings: Settings) -> dict[str, object]:
+    """fsspec options that reach the S3 of the settings (for feature sources on S3)."""
+    s3 = settings.s3
+    options: dict[str, object] = {}
+    if s3.endpoint_url:
+        options["endpoint_url"] = s3.endpoint_url
+    if s3.access_key_id:
+        options["key"] = s3.access_key_id
+    if s3.secret_access_key:
+        options["secret"] = s3.secret_access_key
+    if s3.region:
+        options["client_kwargs"] = {"region_name": s3.region}
+    return options
+
+
 class Project:
     """A Mainspring project: its settings and the services built from them."""
 
@@ -67,7 +82,11 @@ class Project:
         self.tokens = TokenStore(metadata)
         self.online = online or open_online_store(settings.online or "memory://")
         self.features = FeatureStore(
-            metadata, self.online, base_dir=settings.project_dir, metrics=FeatureMetrics.default()
+            metadata,
+            self.online,
+            base_dir=settings.project_dir,
+            metrics=FeatureMetrics.default(),
+            storage_options=s3_options(settings),
         )
 
     @classmethod

@@ -6,6 +6,7 @@ types checked against the view's fields and duplicate (key, time) rows refused.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,8 +37,9 @@ def time_literal(value: datetime) -> str:
     return f"TIMESTAMPTZ {literal(value.astimezone(UTC).isoformat())}"
 
 
-def connect(base_dir: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection in UTC that finds relative paths under ``base_dir``."""
+def connect(base_dir: Path, filesystems: Sequence[Any] = ()) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection in UTC that finds relative paths under ``base_dir`` and
+    reads remote paths (``s3://``) through the given fsspec ``filesystems``."""
     try:
         import duckdb
     except ImportError:
@@ -47,7 +49,18 @@ def connect(base_dir: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET file_search_path = {literal(str(base_dir))}")
+    for filesystem in filesystems:
+        con.register_filesystem(filesystem)
     return con
+
+
+def remote_schemes(views: Iterable[FeatureView]) -> set[str]:
+    """The URL schemes (``s3``…) of the views' file sources."""
+    return {
+        v.source.path.split("://", 1)[0]
+        for v in views
+        if isinstance(v.source, FileSource) and "://" in v.source.path
+    }
 
 
 def source_sql(view: FeatureView, base_dir: Path) -> str:

@@ -15,7 +15,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mainspring.errors import GovernanceError, InvalidInputError, NotFoundError
+from mainspring.errors import (
+    GovernanceError,
+    InvalidInputError,
+    MissingDependencyError,
+    NotFoundError,
+)
 from mainspring.features import catalog
 from mainspring.features.catalog import Materialization, Registered
 from mainspring.features.definitions import (
@@ -35,7 +40,13 @@ from mainspring.features.online import (
 )
 from mainspring.features.plans import Selection, namespace_of, select
 from mainspring.features.progress import Steps
-from mainspring.features.sources import connect, fetch, quote, register_features
+from mainspring.features.sources import (
+    connect,
+    fetch,
+    quote,
+    register_features,
+    remote_schemes,
+)
 from mainspring.features.training import Output, TrainingSet, build_training_set
 from mainspring.records import JSON, ChainEntry, check_name, utcnow
 from mainspring.storage.base import MetadataStore, OnlineStore
@@ -73,8 +84,12 @@ class FeatureStore:
         *,
         base_dir: Path,
         metrics: FeatureMetrics | None = None,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.metadata = metadata
+        #: fsspec options for remote sources (``s3://``): endpoint_url, key, secret...
+        self.storage_options = dict(storage_options or {})
+        self._remote: dict[str, Any] = {}
         self.online = online
         self.base_dir = Path(base_dir)
         self.metrics = metrics
@@ -307,7 +322,28 @@ class FeatureStore:
             timestamp_column=timestamp_column,
             output=output,
             progress=progress,
+            filesystems=self._filesystems(p.view for p in selection.parts),
         )
+
+    def _filesystems(self, views: Iterable[FeatureView]) -> list[Any]:
+        """fsspec filesystems for the remote sources of ``views`` (created once, on first use)."""
+        out = []
+        for scheme in sorted(remote_schemes(views)):
+            if scheme not in self._remote:
+                if scheme not in ("s3", "s3a"):
+                    raise InvalidInputError(
+                        f"sources under {scheme}:// are not supported; use local paths or s3://",
+                        field="source.path",
+                    )
+                try:
+                    import s3fs
+                except ImportError:
+                    raise MissingDependencyError(
+                        "s3fs", extra="s3", purpose="Feature sources on S3"
+                    ) from None
+                self._remote[scheme] = s3fs.S3FileSystem(**self.storage_options)
+            out.append(self._remote[scheme])
+        return out
 
     def _with_code(self, selection: Selection) -> Selection:
         parts = []
@@ -386,7 +422,7 @@ class FeatureStore:
             with self.metadata.read() as conn:
                 last = catalog.last_materialization(conn, namespace)
             start = None if full or last is None else last.end
-            con = connect(self.base_dir)
+            con = connect(self.base_dir, self._filesystems([view]))
             try:
                 register_features(con, view, self.base_dir, relation="__f", since=start, until=end)
                 keys = ", ".join(quote(k) for k in view.entity.join_keys)

@@ -8,6 +8,7 @@ match are kept, with nulls and ``<view>__found = false``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,6 +82,7 @@ def build_training_set(
     timestamp_column: str = "event_timestamp",
     output: Output = "pandas",
     progress: bool = False,
+    filesystems: Sequence[Any] = (),
 ) -> TrainingSet:
     """Join ``entities`` (join keys + ``timestamp_column``) with the selected features."""
     if output not in ("pandas", "polars", "arrow"):
@@ -110,7 +112,7 @@ def build_training_set(
             )
     table = table.append_column(ROW, pa.array(range(table.num_rows), pa.int64()))
 
-    con = connect(base_dir)
+    con = connect(base_dir, filesystems)
     try:
         with Steps(progress, total=len(selection.parts) + 2) as steps:
             con.register("__entities", table)
