@@ -17,6 +17,8 @@ import json
 import os
 import platform
 import resource
+import shutil
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -109,7 +111,7 @@ def timed(fn: Callable[[], object], n: int) -> list[float]:
 # ----------------------------------------------------------------------------- Mainspring side
 
 
-def mainspring_store(data: Path) -> Any:
+def mainspring_store(data: Path, online: Any = None) -> Any:
     import mainspring as ms
     from mainspring.storage.memory import memory_metadata
     from mainspring.storage.sqlite import SqliteOnlineStore
@@ -122,7 +124,7 @@ def mainspring_store(data: Path) -> Any:
 
     store = ms.FeatureStore(
         memory_metadata(),
-        SqliteOnlineStore(f"sqlite:///{data / 'ms_online.db'}"),
+        online or SqliteOnlineStore(f"sqlite:///{data / 'ms_online.db'}"),
         base_dir=data,
         metrics=FeatureMetrics.default(),  # as Project.open wires it: metrics on
     )
@@ -151,6 +153,7 @@ def mainspring_side(data: Path, mode: str, out: Path) -> None:
             "online_1_ms": lat1,
             "online_100_ms": lat100,
             "values": {f: values[f] for f in FEATURES},
+            **redis_timings(data, end, one, hundred),
         }
     else:
         entities = pd.read_parquet(data / "entities.parquet")
@@ -166,6 +169,45 @@ def mainspring_side(data: Path, mode: str, out: Path) -> None:
             "rows": len(training.data),
         }
     out.write_text(json.dumps(result), encoding="utf-8")
+
+
+def redis_timings(
+    data: Path, end: datetime, one: list[dict[str, int]], hundred: list[dict[str, int]]
+) -> dict[str, Any]:
+    """The same reads on a Redis online store (Debian's redis-server on 127.0.0.1), if present."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return {}
+    from mainspring.storage.redis import RedisOnlineStore
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        cwd=data,
+    )
+    try:
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        store = mainspring_store(data, RedisOnlineStore(f"redis://127.0.0.1:{port}/0"))
+        store.materialize(end=end, full=True)
+        for _ in range(20):
+            store.get_online_features("bench", one, now=end)
+        return {
+            "redis_1_ms": timed(lambda: store.get_online_features("bench", one, now=end), 1000),
+            "redis_100_ms": timed(
+                lambda: store.get_online_features("bench", hundred, now=end), 200
+            ),
+        }
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def floor(data: Path, ids: list[int]) -> dict[str, list[float]]:
@@ -264,6 +306,12 @@ def main() -> None:
             f"| {statistics.median(fe_on[key]) / statistics.median(ms_on[key]):.1f}x faster, "
             f"{statistics.median(ms_on[key]) / statistics.median(base[key]):.1f}x the floor |"
         )
+    for label, key in (("1 entity", "redis_1_ms"), ("100 entities", "redis_100_ms")):
+        if key in ms_on:
+            rows.append(
+                f"| online on Redis, {label} | {statistics.median(ms_on[key]):.3f} / "
+                f"{p(ms_on[key], 99):.3f} | - | - | - |"
+            )
     rows.append(
         f"| materialize (full) | {ms_on['materialize_s']:.2f} s | {fe_on['materialize_s']:.2f} s "
         f"| - | {fe_on['materialize_s'] / ms_on['materialize_s']:.1f}x faster |"

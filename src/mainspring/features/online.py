@@ -177,18 +177,24 @@ def read_online(
     for part in selection.parts:
         chunk = hits[offset : offset + n]
         offset += n
-        oldest = None if part.ttl_us is None else now_us - part.ttl_us
-        flags = [h is not None and (oldest is None or h[0] >= oldest) for h in chunk]
-        blank = [None] * len(part.view.fields)
-        decoded = [
-            row if row is not None else blank
-            for row in payload.decode(
-                [h[1] if ok else None for h, ok in zip(chunk, flags, strict=True)],  # type: ignore[index]
-                len(blank),
-            )
-        ]
-        for name, pos in zip(part.columns, part.positions, strict=True):
-            values[name] = [row[pos] for row in decoded]
+        if part.ttl_us is None:
+            flags = [h is not None for h in chunk]
+        else:
+            oldest = now_us - part.ttl_us
+            flags = [h is not None and h[0] >= oldest for h in chunk]
+        decoded = payload.decode(
+            [h[1] if ok else None for h, ok in zip(chunk, flags, strict=True)],  # type: ignore[index]
+            part.width,
+        )
+        if not n:
+            for name in part.columns:
+                values[name] = []
+        elif part.whole:  # every feature of the view, in order: transpose in C
+            for name, column in zip(part.columns, zip(*decoded, strict=True), strict=True):
+                values[name] = list(column)
+        else:
+            for name, pos in zip(part.columns, part.positions, strict=True):
+                values[name] = [row[pos] for row in decoded]
         micros[part.view.name] = [
             h[0] if ok else None  # type: ignore[index]
             for h, ok in zip(chunk, flags, strict=True)

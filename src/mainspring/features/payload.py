@@ -9,6 +9,7 @@ so the per-entity cost is a slice, not a parse.
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -55,9 +56,25 @@ def encode(view: FeatureView, table: pa.Table) -> list[bytes]:
     return [b"j" + _dumps(list(values)).encode() for values in zip(*lists, strict=True)]
 
 
-def decode(payloads: Sequence[bytes | None], width: int) -> list[list[Any] | None]:
-    """Decode a batch of payloads (``None`` stays ``None``) into lists of ``width`` values."""
-    out: list[list[Any] | None] = [None] * len(payloads)
+_STRUCTS: dict[int, struct.Struct] = {}
+
+
+def decode(payloads: Sequence[bytes | None], width: int) -> list[Sequence[Any]]:
+    """Decode a batch of payloads into rows of ``width`` values (``None`` → a row of nulls)."""
+    blank = (None,) * width
+    if len(payloads) == 1:  # the single-entity read: no NumPy round trip
+        one = payloads[0]
+        if one is None:
+            return [blank]
+        if one[0] == PACKED:
+            unpack = _STRUCTS.get(width)
+            if unpack is None:
+                unpack = _STRUCTS[width] = struct.Struct(f"<{width}d")
+            try:
+                return [unpack.unpack_from(one, 1)] if len(one) == 1 + 8 * width else _bad(width)
+            except struct.error as exc:
+                raise _mismatch(width, exc) from exc
+    out: list[Sequence[Any]] = [blank] * len(payloads)
     packed: list[int] = []
     texts: list[int] = []
     for i, p in enumerate(payloads):
@@ -76,8 +93,16 @@ def decode(payloads: Sequence[bytes | None], width: int) -> list[list[Any] | Non
                     raise ValueError(f"a stored row has {row!r}, not {width} values")
                 out[i] = row
     except ValueError as exc:
-        raise StorageError(
-            f"the online store holds rows that do not fit the view's {width} fields ({exc}); "
-            "materialize the view again with --full"
-        ) from exc
+        raise _mismatch(width, exc) from exc
     return out
+
+
+def _bad(width: int) -> list[Sequence[Any]]:
+    raise _mismatch(width, ValueError("a packed row of another length"))
+
+
+def _mismatch(width: int, exc: Exception) -> StorageError:
+    return StorageError(
+        f"the online store holds rows that do not fit the view's {width} fields ({exc}); "
+        "materialize the view again with --full"
+    )

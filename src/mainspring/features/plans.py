@@ -27,6 +27,10 @@ class Part:
     ttl_us: int | None
     #: Join keys of the view's entity and whether each is an integer.
     keys: tuple[tuple[str, bool], ...]
+    #: Values per stored row (the view's fields).
+    width: int
+    #: Whether every feature of the view is taken, in field order.
+    whole: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +116,8 @@ def select(
                 positions=tuple(order.index(f) for f in features),
                 ttl_us=ttl,
                 keys=tuple((k, t == "int64") for k, t in view.entity.join_keys.items()),
+                width=len(order),
+                whole=tuple(features) == order,
             )
         )
     if not parts:

@@ -76,6 +76,8 @@ CREATE TABLE IF NOT EXISTS online_rows (
 ) WITHOUT ROWID
 """
 
+_ONLINE_GET = "SELECT ts, payload FROM online_rows WHERE namespace = ? AND key = ?"
+
 _ONLINE_UPSERT = (
     "INSERT INTO online_rows (namespace, key, ts, payload) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (namespace, key) DO UPDATE SET ts = excluded.ts, payload = excluded.payload "
@@ -196,6 +198,13 @@ class SqliteOnlineStore:
     def read(self, keys: Sequence[tuple[str, str]]) -> list[OnlineHit]:
         if not keys:
             return []
+        if len(keys) == 1:  # the commonest read: one entity of one view
+            try:
+                with self._guard:
+                    row = self._conn.execute(_ONLINE_GET, keys[0]).fetchone()
+            except sqlite3.Error as exc:
+                raise StorageError(f"online store {self.url} failed a read: {exc}") from exc
+            return [(row[0], row[1]) if row is not None else None]
         groups: dict[str, list[str]] = {}
         for ns, key in keys:
             groups.setdefault(ns, []).append(key)
