@@ -94,8 +94,10 @@ def register_features(
     relation: str,
     since: datetime | None = None,
     until: datetime | None = None,
+    sample: int | None = None,
 ) -> None:
-    """Create the feature relation ``relation`` of ``view`` in ``con`` (checked, deduplicated)."""
+    """Create the feature relation ``relation`` of ``view`` in ``con`` (checked, deduplicated);
+    ``sample`` reads only that many rows (to check a definition against its source)."""
     pa = arrow()
     sql = source_sql(view, base_dir)
     where = f"feature view {view.name!r}: source"
@@ -119,6 +121,8 @@ def register_features(
     if until is not None:
         window.append(f"{quote(ts_col)} <= {time_literal(until)}")
     filtered = f"SELECT * FROM {sql}" + (f" WHERE {' AND '.join(window)}" if window else "")  # noqa: S608 (quoted identifiers, no user values)
+    if sample is not None:
+        filtered += f" LIMIT {int(sample)}"
 
     if view.transformation is not None:
         source = fetch(con, filtered)

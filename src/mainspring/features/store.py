@@ -106,10 +106,13 @@ class FeatureStore:
             if isinstance(item, FeatureView):
                 self._loaded[item.name] = item
 
-    def apply(self, definitions: Iterable[Definition], *, actor: str) -> list[Registered]:
+    def apply(
+        self, definitions: Iterable[Definition], *, actor: str, check_sources: bool = True
+    ) -> list[Registered]:
         """Validate and register definitions; returns the new versions (unchanged ones are
         skipped). A breaking change to a view that registered model versions were trained on
-        is refused, naming them."""
+        is refused, naming them. With ``check_sources`` each view is first tried on a sample of
+        its source (columns, types, time zone, the transformation's output)."""
         check_name(actor, field="actor")
         items = list(definitions)
         entities: dict[str, Entity] = {}
@@ -134,6 +137,9 @@ class FeatureStore:
                     f"{item!r} is not an Entity, FeatureView or FeatureService",
                     field="definitions",
                 )
+        if check_sources:
+            for view in views.values():
+                self.check_source(view)
         changed: list[Registered] = []
         with self.metadata.write() as conn:
             for entity in entities.values():
@@ -180,6 +186,15 @@ class FeatureStore:
             self._loaded.update(views)
             self._selections.clear()
         return changed
+
+    def check_source(self, view: FeatureView, *, rows: int = 1000) -> None:
+        """Read the first ``rows`` rows of the view's source through its definition; raises an
+        error naming the view and the field at the first mismatch."""
+        con = connect(self.base_dir, self._filesystems([view]))
+        try:
+            register_features(con, view, self.base_dir, relation="__check", sample=rows)
+        finally:
+            con.close()
 
     def _apply_one(
         self,
