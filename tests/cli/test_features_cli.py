@@ -101,3 +101,7 @@ def test_errors_are_one_line_with_exit_codes(project: Path) -> None:
     missing = run(project, "features", "show", "nope", code=3).output
     assert "feature view 'nope' does not exist" in missing
     assert "does not exist" in run(project, "features", "apply", "-f", "nothing.py", code=3).output
+    (project / "profile.parquet").unlink()
+    (project / "features.py").write_text(DEFINITIONS.replace("debt", "debts"), encoding="utf-8")
+    assert "cannot be read" in run(project, "features", "apply", code=2).output
+    assert "applied view" in run(project, "features", "apply", "--no-check-sources").output

@@ -38,13 +38,19 @@ def features() -> None:
 
 @features.command()
 @FILE_OPTION
+@click.option(
+    "--check-sources/--no-check-sources",
+    default=True,
+    show_default=True,
+    help="Try each view on a sample of its source first.",
+)
 @pass_cli
-def apply(cli: Cli, file: Path | None) -> None:
+def apply(cli: Cli, file: Path | None, check_sources: bool) -> None:
     """Validate and register the definitions of the definitions file."""
     with handled():
         actor = cli.principal("register").name
         definitions = load_definitions(_definitions_file(cli, file))
-        changed = cli.project.features.apply(definitions, actor=actor)
+        changed = cli.project.features.apply(definitions, actor=actor, check_sources=check_sources)
 
         def human() -> None:
             for r in changed:
