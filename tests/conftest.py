@@ -10,6 +10,8 @@ Fixtures:
 - ``fresh_postgres_url`` (function): the URL of a new, empty database, dropped afterwards
 - ``s3_url`` (function): an :class:`servers.S3Location` (``url``, ``storage_options``) under a
   fresh prefix of a bucket on the moto server
+- ``redis_url`` (function): ``redis://127.0.0.1:PORT/0`` of a session Redis server, emptied
+  before the test
 """
 
 from __future__ import annotations
@@ -45,7 +47,15 @@ servers = _load_servers()
 
 #: Fixtures that start a real server; a test using one is marked ``service`` automatically.
 SERVICE_FIXTURES = frozenset(
-    {"postgres_server", "postgres_url", "fresh_postgres_url", "s3_server", "s3_url"}
+    {
+        "postgres_server",
+        "postgres_url",
+        "fresh_postgres_url",
+        "s3_server",
+        "s3_url",
+        "redis_server",
+        "redis_url",
+    }
 )
 
 _startup_failures: list[str] = []
@@ -136,6 +146,19 @@ def s3_url(s3_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> A
         else:
             monkeypatch.setenv(var, value)
     return s3_server.location()
+
+
+@pytest.fixture(scope="session")
+def redis_server(request: pytest.FixtureRequest) -> Any:
+    """A running throw-away Redis server (``servers.RedisServer``)."""
+    return _start("Redis", servers.RedisServer(), request)
+
+
+@pytest.fixture
+def redis_url(redis_server: Any) -> str:
+    """``redis://127.0.0.1:PORT/0``, emptied before the test."""
+    redis_server.flush()
+    return str(redis_server.url())
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,4 +1,5 @@
-"""Real servers for the service tests: a throw-away PostgreSQL cluster and a moto S3 server.
+"""Real servers for the service tests: a throw-away PostgreSQL cluster, a moto S3 server and a
+Redis server.
 
 Each server runs as a child process in its own process group, bound to 127.0.0.1 on a free port,
 with its files and logs in a temporary directory. ``start()`` raises :class:`ServiceUnavailable`
@@ -395,6 +396,84 @@ class MotoServer:
                 pass
         except OSError as exc:
             raise ServiceUnavailable(f"moto_server refused to create a bucket: {exc}") from exc
+
+    def stop(self) -> None:
+        _stop_group(self.proc, signal.SIGTERM)
+        self.proc = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+
+# --------------------------------------------------------------------------------------------
+# Redis
+# --------------------------------------------------------------------------------------------
+
+
+class RedisServer:
+    """Debian's ``redis-server`` on 127.0.0.1, in memory only (no snapshots, no AOF)."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.workdir: Path | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://{HOST}:{self.port}/{db}"
+
+    def start(self) -> RedisServer:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise ServiceUnavailable("redis-server is not installed; run scripts/ensure-services")
+        if importlib.util.find_spec("redis") is None:
+            raise ServiceUnavailable("redis-py is not installed: pip install 'mainspring[redis]'")
+        self.workdir = Path(tempfile.mkdtemp(prefix="mainspring-redis-"))
+        for attempt in range(PORT_ATTEMPTS):
+            self.port = free_port()
+            log_path = self.workdir / f"redis-{attempt}.log"
+            args = [
+                binary,
+                "--bind",
+                HOST,
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.workdir),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "yes",
+            ]
+            with log_path.open("wb") as log:
+                self.proc = _spawn(args, log, dict(os.environ), cwd=self.workdir)
+            try:
+                _wait_until(self._accepts, self.proc, "redis-server", log_path)
+                return self
+            except _StartFailed as exc:
+                _stop_group(self.proc, signal.SIGTERM)
+                self.proc = None
+                if not exc.port_taken or attempt == PORT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _accepts(self) -> bool:
+        try:
+            with socket.create_connection((HOST, self.port), timeout=5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def flush(self) -> None:
+        """Empty every database (between tests)."""
+        with socket.create_connection((HOST, self.port), timeout=30) as sock:
+            sock.sendall(b"FLUSHALL\r\n")
+            if not sock.recv(16).startswith(b"+OK"):
+                raise ServiceUnavailable("redis-server refused FLUSHALL")
 
     def stop(self) -> None:
         _stop_group(self.proc, signal.SIGTERM)

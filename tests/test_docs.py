@@ -36,6 +36,26 @@ def write_model(directory: Path) -> None:
     model.booster_.save_model(str(directory / "model.txt"))
 
 
+def write_feature_files(directory: Path, doc: Path) -> None:
+    """The files a feature-store console example expects: the doc's ``# features.py`` block and
+    a ``profile.parquet`` for it."""
+    blocks = re.findall(
+        r"```python\n(# features\.py\n.*?)```", doc.read_text(encoding="utf-8"), re.S
+    )
+    if not blocks:
+        return
+    (directory / "features.py").write_text(blocks[0], encoding="utf-8")
+    t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    pd.DataFrame(
+        {
+            "customer_id": [1, 2],
+            "event_timestamp": [t0, t0],
+            "income": [40.0, 30.0],
+            "debt": [10.0, 24.0],
+        }
+    ).to_parquet(directory / "profile.parquet")
+
+
 def run_curl(client: TestClient, line: str, cwd: Path) -> None:
     args = shlex.split(line)[1:]
     method, url, headers, files, data, body = "GET", "", {}, {}, {}, None
@@ -78,6 +98,7 @@ def test_console_examples_run(doc: Path, tmp_path: Path, monkeypatch: pytest.Mon
         cwd = tmp_path / f"block{n}"
         cwd.mkdir()
         write_model(cwd)
+        write_feature_files(cwd, doc)
         monkeypatch.chdir(cwd)
         with Project.open(cwd) as project, TestClient(create_app(project)) as client:
             for line in block:

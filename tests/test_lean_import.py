@@ -29,6 +29,10 @@ HEAVY = [
     "rich",
     "click",
     "jinja2",
+    "duckdb",
+    "pyarrow",
+    "polars",
+    "prometheus_client",
 ]
 
 

@@ -24,6 +24,17 @@ from mainspring.errors import (
     StorageError,
     UnsupportedFormatError,
 )
+from mainspring.features import (
+    Entity,
+    FeatureService,
+    FeatureStore,
+    FeatureView,
+    Field,
+    FileSource,
+    OnlineFeatures,
+    QuerySource,
+    TrainingSet,
+)
 from mainspring.project import Project
 from mainspring.records import (
     ApprovalState,
@@ -50,7 +61,13 @@ __all__ = [
     "ChainEntry",
     "ConfigError",
     "ConflictError",
+    "Entity",
+    "FeatureService",
     "FeatureSpec",
+    "FeatureStore",
+    "FeatureView",
+    "Field",
+    "FileSource",
     "GovernanceError",
     "IntegrityError",
     "InvalidInputError",
@@ -61,9 +78,11 @@ __all__ = [
     "ModelRef",
     "ModelVersion",
     "NotFoundError",
+    "OnlineFeatures",
     "PermissionDeniedError",
     "Principal",
     "Project",
+    "QuerySource",
     "RegisteredModel",
     "Registry",
     "Role",
@@ -71,6 +90,7 @@ __all__ = [
     "SignatureError",
     "StorageError",
     "TrainingData",
+    "TrainingSet",
     "UnsupportedFormatError",
     "__version__",
 ]

@@ -59,12 +59,15 @@ class Settings:
     artifacts: str
     s3: S3Settings = field(default_factory=S3Settings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    #: The online feature store (``sqlite:///…``, ``redis://…``, ``memory://``).
+    online: str = ""
 
 
 _KNOWN: dict[str, Any] = {
     "name": str,
     "metadata": str,
     "artifacts": str,
+    "online": str,
     "s3": {"endpoint_url": str, "region": str, "access_key_id": str, "secret_access_key": str},
     "api": {"host": str, "port": int, "max_upload_mb": int},
 }
@@ -166,6 +169,7 @@ def load_settings(
     defaults = {
         "metadata": f"sqlite:///{state / 'metadata.db'}",
         "artifacts": f"file://{state / 'artifacts'}",
+        "online": f"sqlite:///{state / 'online.db'}",
     }
     urls: dict[str, str] = {}
     for key, default in defaults.items():
@@ -182,4 +186,5 @@ def load_settings(
         artifacts=urls["artifacts"],
         s3=S3Settings(**typed.get("s3", {})),
         api=ApiSettings(**typed.get("api", {})),
+        online=urls["online"],
     )

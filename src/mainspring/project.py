@@ -17,9 +17,11 @@ from typing import Self
 
 from mainspring.access import TokenStore
 from mainspring.config import Settings, load_settings
+from mainspring.features import FeatureStore
+from mainspring.features.metrics import FeatureMetrics
 from mainspring.registry import Registry
-from mainspring.storage import open_blob_store, open_metadata_store
-from mainspring.storage.base import BlobStore, MetadataStore
+from mainspring.storage import open_blob_store, open_metadata_store, open_online_store
+from mainspring.storage.base import BlobStore, MetadataStore, OnlineStore
 
 
 def git_commit(directory: Path) -> str | None:
@@ -48,10 +50,31 @@ def git_commit(directory: Path) -> str | None:
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def s3_options(settings: Settings) -> dict[str, object]:
+    """fsspec options that reach the S3 of the settings (for feature sources on S3)."""
+    s3 = settings.s3
+    options: dict[str, object] = {}
+    if s3.endpoint_url:
+        options["endpoint_url"] = s3.endpoint_url
+    if s3.access_key_id:
+        options["key"] = s3.access_key_id
+    if s3.secret_access_key:
+        options["secret"] = s3.secret_access_key
+    if s3.region:
+        options["client_kwargs"] = {"region_name": s3.region}
+    return options
+
+
 class Project:
     """A Mainspring project: its settings and the services built from them."""
 
-    def __init__(self, settings: Settings, metadata: MetadataStore, blobs: BlobStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metadata: MetadataStore,
+        blobs: BlobStore,
+        online: OnlineStore | None = None,
+    ) -> None:
         self.settings = settings
         self.metadata = metadata
         self.blobs = blobs
@@ -59,6 +82,14 @@ class Project:
             metadata, blobs, code_version=lambda: git_commit(settings.project_dir)
         )
         self.tokens = TokenStore(metadata)
+        self.online = online or open_online_store(settings.online or "memory://")
+        self.features = FeatureStore(
+            metadata,
+            self.online,
+            base_dir=settings.project_dir,
+            metrics=FeatureMetrics.default(),
+            storage_options=s3_options(settings),
+        )
 
     @classmethod
     def open(
@@ -82,6 +113,7 @@ class Project:
         return cls(settings, metadata, blobs)
 
     def close(self) -> None:
+        self.online.close()
         self.metadata.close()
 
     def __enter__(self) -> Self:

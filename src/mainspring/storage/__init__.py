@@ -6,9 +6,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from mainspring.errors import ConfigError
-from mainspring.storage.base import BlobStore, MetadataStore
+from mainspring.storage.base import BlobStore, MetadataStore, OnlineStore
 
-__all__ = ["BlobStore", "MetadataStore", "open_blob_store", "open_metadata_store"]
+__all__ = [
+    "BlobStore",
+    "MetadataStore",
+    "OnlineStore",
+    "open_blob_store",
+    "open_metadata_store",
+    "open_online_store",
+]
 
 
 def open_metadata_store(url: str, *, migrate: bool = True) -> MetadataStore:
@@ -43,4 +50,27 @@ def open_blob_store(url: str, storage_options: Mapping[str, Any] | None = None) 
     raise ConfigError(
         f"artifact URI {url!r} has an unknown scheme {scheme!r}; use file:// or s3://",
         key="artifacts",
+    )
+
+
+def open_online_store(url: str) -> OnlineStore:
+    """Open the online feature store a URI names: ``sqlite:///path``, ``sqlite://`` (in
+    memory), ``memory://``, ``redis://host:port/db``."""
+    scheme = url.split("://", 1)[0]
+    if scheme == "sqlite":
+        from mainspring.storage.sqlite import SqliteOnlineStore
+
+        return SqliteOnlineStore(url)
+    if scheme == "memory":
+        from mainspring.storage.memory import MemoryOnlineStore
+
+        return MemoryOnlineStore()
+    if scheme in {"redis", "rediss", "unix"}:
+        from mainspring.storage.redis import RedisOnlineStore
+
+        return RedisOnlineStore(url)
+    raise ConfigError(
+        f"online store URI {url!r} has an unknown scheme {scheme!r}; use sqlite:///, redis:// "
+        "or memory://",
+        key="online",
     )

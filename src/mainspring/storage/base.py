@@ -5,14 +5,17 @@
 - :class:`MetadataStore` holds the relational metadata (registry, tokens, hash-chained logs):
   ``sql.SqlMetadataStore`` on SQLite (``sqlite.py``) or PostgreSQL (``postgres.py``); its in-memory
   twin is ``memory.memory_metadata()``, an in-memory SQLite database.
+- :class:`OnlineStore` holds the latest feature row per view and entity key for serving:
+  ``online.SqliteOnlineStore`` (embedded default), ``redis.RedisOnlineStore`` and the in-memory
+  twin ``memory.MemoryOnlineStore``.
 
-Backends are chosen by URI through :func:`mainspring.storage.open_blob_store` and
-:func:`mainspring.storage.open_metadata_store`.
+Backends are chosen by URI through :func:`mainspring.storage.open_blob_store`,
+:func:`mainspring.storage.open_metadata_store` and :func:`mainspring.storage.open_online_store`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
@@ -83,6 +86,42 @@ class MetadataStore(Protocol):
         (allocating the next version number, appending to a hash chain) is race-free.
         """
         ...
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+#: One online row as stored: (entity key, event time in microseconds since the epoch, payload).
+OnlineRow = tuple[str, int, bytes]
+#: What a read finds for one (namespace, key): (event time in microseconds, payload), or ``None``.
+OnlineHit = tuple[int, bytes] | None
+
+
+@runtime_checkable
+class OnlineStore(Protocol):
+    """The latest row per (namespace, entity key), for low-latency serving.
+
+    A namespace is one feature view's schema (the feature store names it). Payloads are opaque
+    bytes. A write keeps, per key, the row with the newest event time (a late, older row never
+    replaces a newer one); rows with equal event times replace each other.
+    """
+
+    url: str
+
+    def write(self, namespace: str, rows: Sequence[OnlineRow]) -> int:
+        """Store a batch atomically (all rows or none); returns how many rows were offered."""
+        ...
+
+    def read(self, keys: Sequence[tuple[str, str]]) -> list[OnlineHit]:
+        """The stored row of each ``(namespace, key)``, in order, in one round trip."""
+        ...
+
+    def count(self, namespace: str) -> int:
+        """How many keys ``namespace`` holds."""
+        ...
+
+    def drop(self, namespace: str) -> None:
+        """Remove every row of ``namespace``."""
 
     def close(self) -> None:
         """Release connections."""

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from mainspring.errors import NotFoundError
-from mainspring.storage.base import check_key
+from mainspring.storage.base import OnlineHit, OnlineRow, check_key
 from mainspring.storage.sql import SqlMetadataStore
 
 
@@ -57,3 +57,44 @@ def memory_metadata() -> SqlMetadataStore:
     from mainspring.storage.sqlite import open_sqlite
 
     return open_sqlite("sqlite://")
+
+
+class MemoryOnlineStore:
+    """An :class:`~mainspring.storage.base.OnlineStore` in a dict.
+
+    >>> store = MemoryOnlineStore()
+    >>> store.write("view", [("42", 2, b"new"), ("42", 1, b"late and older")])
+    2
+    >>> store.read([("view", "42"), ("view", "7")])
+    [(2, b'new'), None]
+    """
+
+    def __init__(self) -> None:
+        self.url = "memory://"
+        self._rows: dict[str, dict[str, tuple[int, bytes]]] = {}
+        self._lock = threading.Lock()
+
+    def write(self, namespace: str, rows: Sequence[OnlineRow]) -> int:
+        checked = [(str(key), int(ts), bytes(payload)) for key, ts, payload in rows]  # all or none
+        with self._lock:
+            table = self._rows.setdefault(namespace, {})
+            for key, ts, payload in checked:
+                current = table.get(key)
+                if current is None or current[0] <= ts:
+                    table[key] = (ts, payload)
+        return len(checked)
+
+    def read(self, keys: Sequence[tuple[str, str]]) -> list[OnlineHit]:
+        with self._lock:
+            return [self._rows.get(ns, {}).get(key) for ns, key in keys]
+
+    def count(self, namespace: str) -> int:
+        with self._lock:
+            return len(self._rows.get(namespace, {}))
+
+    def drop(self, namespace: str) -> None:
+        with self._lock:
+            self._rows.pop(namespace, None)
+
+    def close(self) -> None:
+        pass

@@ -155,3 +155,33 @@ chain_entries = Table(
     Column("hash", String(64), nullable=False),
     Index("ix_chain_entries_subject", "stream", "subject"),
 )
+
+# Feature store: every applied version of an entity, feature view or feature service, and the
+# materialization runs (offline → online) with the event-time window each one covered.
+feature_definitions = Table(
+    "feature_definitions",
+    metadata,
+    Column("kind", String(16), primary_key=True),  # entity | view | service
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("definition", Json, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("schema_digest", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(128), nullable=False),
+)
+
+feature_materializations = Table(
+    "feature_materializations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("view", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("namespace", String(160), nullable=False),
+    Column("start_at", UTCDateTime, nullable=True),
+    Column("end_at", UTCDateTime, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Index("ix_feature_materializations_namespace", "namespace", "end_at"),
+)

@@ -1,0 +1,121 @@
+"""The Redis online store (redis-py, extra ``redis``): one string per (namespace, key).
+
+A value is ``b"<event time in µs>:" + payload``. Reads are one ``MGET``; a write batch is one Lua
+script, so it is atomic and keeps the newer row per key. Each namespace also keeps a set of its
+keys, for counting and dropping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mainspring.errors import MissingDependencyError, StorageError
+from mainspring.storage.base import OnlineHit, OnlineRow
+
+#: KEYS: the key set, then the row keys; ARGV: pairs of (event time, value) per row key.
+_WRITE = """
+local n = #KEYS - 1
+for i = 1, n do
+    local key = KEYS[i + 1]
+    local ts = tonumber(ARGV[2 * i - 1])
+    local current = redis.call('GET', key)
+    local keep = false
+    if current then
+        local current_ts = tonumber(string.match(current, '^(%-?%d+):'))
+        keep = current_ts ~= nil and current_ts > ts
+    end
+    if not keep then
+        redis.call('SET', key, ARGV[2 * i])
+        redis.call('SADD', KEYS[1], key)
+    end
+end
+return n
+"""
+
+#: Rows per Lua call would be unbounded; Redis handles large argument lists, but keep it sane.
+MAX_BATCH = 50_000
+
+
+class RedisOnlineStore:
+    """An :class:`~mainspring.storage.base.OnlineStore` on Redis (``redis://host:port/db``)."""
+
+    def __init__(self, url: str, *, prefix: str = "mainspring:online:") -> None:
+        try:
+            import redis
+        except ImportError:
+            raise MissingDependencyError(
+                "redis", extra="redis", purpose="Redis online stores"
+            ) from None
+        self.url = url
+        self.prefix = prefix
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError,)
+        try:
+            self._client: Any = redis.Redis.from_url(url)
+            self._script: Any = self._client.register_script(_WRITE)
+        except (ValueError, *self._errors) as exc:
+            raise StorageError(f"online store {url} cannot be opened: {exc}") from exc
+
+    def _key(self, namespace: str, key: str) -> str:
+        return f"{self.prefix}{namespace}\x1e{key}"
+
+    def _set(self, namespace: str) -> str:
+        return f"{self.prefix}{namespace}\x1d"
+
+    def write(self, namespace: str, rows: Sequence[OnlineRow]) -> int:
+        if len(rows) > MAX_BATCH:
+            raise StorageError(
+                f"a batch of {len(rows)} rows is over the Redis online store's limit of "
+                f"{MAX_BATCH}; write smaller batches"
+            )
+        keys = [self._set(namespace)]
+        args: list[bytes | int] = []
+        for key, ts, payload in rows:
+            ts = int(ts)
+            keys.append(self._key(namespace, str(key)))
+            args.append(ts)
+            args.append(b"%d:" % ts + bytes(payload))
+        if not rows:
+            return 0
+        try:
+            self._script(keys=keys, args=args)
+        except self._errors as exc:
+            raise StorageError(f"online store {self.url} refused a write: {exc}") from exc
+        return len(rows)
+
+    def read(self, keys: Sequence[tuple[str, str]]) -> list[OnlineHit]:
+        if not keys:
+            return []
+        try:
+            values = self._client.mget([self._key(ns, key) for ns, key in keys])
+        except self._errors as exc:
+            raise StorageError(f"online store {self.url} failed a read: {exc}") from exc
+        out: list[OnlineHit] = []
+        for value in values:
+            if value is None:
+                out.append(None)
+            else:
+                ts, _, payload = value.partition(b":")
+                out.append((int(ts), payload))
+        return out
+
+    def count(self, namespace: str) -> int:
+        try:
+            return int(self._client.scard(self._set(namespace)))
+        except self._errors as exc:
+            raise StorageError(f"online store {self.url} failed: {exc}") from exc
+
+    def drop(self, namespace: str) -> None:
+        members = self._set(namespace)
+        try:
+            keys = list(self._client.smembers(members))
+            pipe = self._client.pipeline(transaction=True)
+            for start in range(0, len(keys), 1000):
+                pipe.delete(*keys[start : start + 1000])
+            pipe.delete(members)
+            pipe.execute()
+        except self._errors as exc:
+            raise StorageError(f"online store {self.url} failed: {exc}") from exc
+
+    def close(self) -> None:
+        self._client.close()
