@@ -29,6 +29,10 @@ HEAVY = [
     "rich",
     "click",
     "jinja2",
+    "grpc",
+    "google",
+    "orjson",
+    "prometheus_client",
 ]
 
 

@@ -10,6 +10,7 @@ import click
 from mainspring import __version__
 from mainspring.cli.context import Cli, handled, pass_cli
 from mainspring.cli.models import models
+from mainspring.cli.serve import serve
 from mainspring.cli.tokens import tokens
 from mainspring.config import CONFIG_FILE, STATE_DIR
 
@@ -109,6 +110,7 @@ def demo(directory: Path | None) -> None:
 
 cli.add_command(models)
 cli.add_command(tokens)
+cli.add_command(serve)
 
 
 def main() -> None:

@@ -1,0 +1,121 @@
+"""Running the protocol servers: REST (uvicorn) and gRPC (grpc.aio) in worker processes.
+
+Each worker builds its own data plane, loads and warms every model, and only then listens:
+REST on a ``SO_REUSEPORT`` socket and gRPC on a ``SO_REUSEPORT`` port, so the kernel spreads
+connections over the workers and a worker that is still loading receives none. On SIGTERM or
+SIGINT the master forwards the signal; each worker stops accepting, drains in-flight requests
+(uvicorn's graceful shutdown, then ``grpc`` with a grace period) and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+
+from mainspring.serving.dataplane import DataPlane
+
+#: Seconds in-flight requests get to finish on shutdown.
+DRAIN_SECONDS = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """Where and how to serve; ``grpc_port`` None serves REST only."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    grpc_port: int | None = 8081
+    workers: int = 1
+    max_body_bytes: int = 64 * 1024 * 1024
+
+
+def default_workers() -> int:
+    """One worker per core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket bound with ``SO_REUSEPORT`` (shared by the workers)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+async def serve_plane(plane: DataPlane, options: ServeOptions) -> None:
+    """Serve ``plane`` (already started) until SIGINT/SIGTERM, then drain and return."""
+    import uvicorn
+
+    from mainspring.serving.oip.rest import create_app
+
+    grpc_server = None
+    if options.grpc_port is not None:
+        from mainspring.serving.oip.rpc import create_server
+
+        grpc_server = create_server(plane, max_message_bytes=options.max_body_bytes)
+        grpc_server.add_insecure_port(f"{options.host}:{options.grpc_port}")
+        await grpc_server.start()
+
+    async def stop_grpc() -> None:
+        if grpc_server is not None:
+            await grpc_server.stop(DRAIN_SECONDS)
+
+    app = create_app(plane, max_body_bytes=options.max_body_bytes, on_shutdown=stop_grpc)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=int(DRAIN_SECONDS),
+    )
+    sock = reuseport_socket(options.host, options.port)
+    try:
+        await uvicorn.Server(config).serve(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def run_worker(factory: Callable[[], DataPlane], options: ServeOptions) -> None:
+    """One worker: build the plane, load and warm the models, then serve."""
+    plane = factory()
+    plane.start()
+    asyncio.run(serve_plane(plane, options))
+
+
+def run(factory: Callable[[], DataPlane], options: ServeOptions) -> int:
+    """Serve with ``options.workers`` processes (in this process when there is one)."""
+    if options.workers <= 1:
+        run_worker(factory, options)
+        return 0
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=run_worker, args=(factory, options), name=f"mainspring-serve-{i}")
+        for i in range(options.workers)
+    ]
+    for worker in workers:
+        worker.start()
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signal.SIGTERM)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for worker in workers:
+            worker.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    failed = [w for w in workers if w.exitcode not in (0, -signal.SIGTERM)]
+    for w in failed:
+        print(f"worker {w.name} exited with {w.exitcode}", file=sys.stderr)
+    return 1 if failed else 0
