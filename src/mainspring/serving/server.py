@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 from mainspring.serving.dataplane import DataPlane
 
@@ -51,43 +52,62 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve_plane(plane: DataPlane, options: ServeOptions) -> None:
-    """Serve ``plane`` (already started) until SIGINT/SIGTERM, then drain and return."""
-    import uvicorn
+class ProtocolServers:
+    """REST and gRPC over one started plane, in the current event loop, until :meth:`stop`."""
 
-    from mainspring.serving.oip.rest import create_app
+    def __init__(self, plane: DataPlane, options: ServeOptions) -> None:
+        self.plane = plane
+        self.options = options
+        self._uvicorn: Any = None
 
-    grpc_server = None
-    if options.grpc_port is not None:
-        from mainspring.serving.oip.rpc import create_server
+    async def serve(self) -> None:
+        """Serve until SIGINT/SIGTERM (main thread) or :meth:`stop`, then drain and return."""
+        import uvicorn
 
-        grpc_server = create_server(plane, max_message_bytes=options.max_body_bytes)
-        grpc_server.add_insecure_port(f"{options.host}:{options.grpc_port}")
-        await grpc_server.start()
+        from mainspring.serving.oip.rest import create_app
 
-    async def stop_grpc() -> None:
-        if grpc_server is not None:
-            await grpc_server.stop(DRAIN_SECONDS)
+        options, grpc_server = self.options, None
+        if options.grpc_port is not None:
+            from mainspring.serving.oip.rpc import create_server
 
-    app = create_app(plane, max_body_bytes=options.max_body_bytes, on_shutdown=stop_grpc)
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=int(DRAIN_SECONDS),
-    )
-    sock = reuseport_socket(options.host, options.port)
-    try:
-        await uvicorn.Server(config).serve(sockets=[sock])
-    finally:
-        sock.close()
+            grpc_server = create_server(self.plane, max_message_bytes=options.max_body_bytes)
+            grpc_server.add_insecure_port(f"{options.host}:{options.grpc_port}")
+            await grpc_server.start()
+
+        async def stop_grpc() -> None:
+            if grpc_server is not None:
+                await grpc_server.stop(DRAIN_SECONDS)
+
+        app = create_app(self.plane, max_body_bytes=options.max_body_bytes, on_shutdown=stop_grpc)
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=int(DRAIN_SECONDS),
+        )
+        self._uvicorn = uvicorn.Server(config)
+        sock = reuseport_socket(options.host, options.port)
+        try:
+            await self._uvicorn.serve(sockets=[sock])
+        finally:
+            sock.close()
+
+    @property
+    def started(self) -> bool:
+        """Whether both servers accept connections."""
+        return self._uvicorn is not None and bool(self._uvicorn.started)
+
+    def stop(self) -> None:
+        """Ask the servers to stop accepting, drain and return (safe from any thread)."""
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
 
 
 def run_worker(factory: Callable[[], DataPlane], options: ServeOptions) -> None:
     """One worker: build the plane, load and warm the models, then serve."""
     plane = factory()
     plane.start()
-    asyncio.run(serve_plane(plane, options))
+    asyncio.run(ProtocolServers(plane, options).serve())
 
 
 def run(factory: Callable[[], DataPlane], options: ServeOptions) -> int:

@@ -124,6 +124,8 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelReady(self, request: Any, context: Any) -> Any:
         try:
             ready = self.plane.model_ready(request.name, request.version or None)
+        except NotFoundError:  # an unknown model is not ready (REST answers 404 likewise)
+            ready = False
         except MainspringError as exc:
             await self._fail(context, exc)
         return pb.ModelReadyResponse(ready=ready)
