@@ -10,6 +10,7 @@ Fixtures:
 - ``fresh_postgres_url`` (function): the URL of a new, empty database, dropped afterwards
 - ``s3_url`` (function): an :class:`servers.S3Location` (``url``, ``storage_options``) under a
   fresh prefix of a bucket on the moto server
+- ``promtool`` (session): the path of Prometheus's ``promtool``
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ servers = _load_servers()
 
 #: Fixtures that start a real server; a test using one is marked ``service`` automatically.
 SERVICE_FIXTURES = frozenset(
-    {"postgres_server", "postgres_url", "fresh_postgres_url", "s3_server", "s3_url"}
+    {"postgres_server", "postgres_url", "fresh_postgres_url", "s3_server", "s3_url", "promtool"}
 )
 
 _startup_failures: list[str] = []
@@ -136,6 +137,17 @@ def s3_url(s3_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> A
         else:
             monkeypatch.setenv(var, value)
     return s3_server.location()
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """The path of Prometheus's ``promtool`` (installed by scripts/ensure-services)."""
+    import shutil
+
+    path = shutil.which("promtool")
+    if path is None:
+        require_service("promtool", "not on PATH (Debian package prometheus)")
+    return path
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
