@@ -51,3 +51,4 @@ def plane(registry: Registry) -> Iterator[DataPlane]:
     plane = DataPlane(registry)
     plane.start()
     yield plane
+    plane.close()

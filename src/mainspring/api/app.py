@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from mainspring import __version__
-from mainspring.api import models, problems, tokens
+from mainspring.api import deployments, models, problems, tokens
 from mainspring.project import Project
 
 
@@ -47,6 +47,7 @@ def create_app(project: Project) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=project.settings.api.max_upload_mb * 1024 * 1024)
     app.include_router(models.router)
     app.include_router(tokens.router)
+    app.include_router(deployments.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness of the control plane")
     def healthz() -> dict[str, str]:

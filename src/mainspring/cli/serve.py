@@ -28,10 +28,15 @@ class PlaneFactory:
     def __call__(self) -> DataPlane:
         from mainspring.project import Project
         from mainspring.serving import DataPlane
+        from mainspring.serving.deployments import DeploymentStore
         from mainspring.serving.metrics import ServingMetrics
 
         project = Project.open(self.directory)  # lives as long as the worker
-        return DataPlane(project.registry, metrics=ServingMetrics(self.multiprocess_dir))
+        return DataPlane(
+            project.registry,
+            deployments=DeploymentStore(project.metadata),
+            metrics=ServingMetrics(self.multiprocess_dir),
+        )
 
 
 @click.command()

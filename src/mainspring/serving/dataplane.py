@@ -7,7 +7,13 @@ domain errors (:class:`~mainspring.errors.InvalidInputError`,
 
 Models are addressed by ``name`` (the ``champion`` alias when set, else the latest version), by
 ``name`` with a version (``"3"``), and by alias, either as the version (``versions/champion``) or
-in the name (``credit@champion``, URL-encoded ``credit%40champion`` where needed).
+in the name (``credit@champion``, URL-encoded ``credit%40champion`` where needed). A deployment
+(:mod:`mainspring.serving.deployments`) is addressed by its name, which takes precedence over a
+model of the same name; its arms are chosen by weight (sticky with the ``routing_key`` request
+parameter), and a version naming an arm (``versions/canary``) forces that arm.
+
+:meth:`DataPlane.sync` picks up alias moves (promotion, rollback), new versions and deployment
+changes: new versions are loaded and warmed before one atomic switch, so no request fails.
 
 >>> import tempfile, numpy as np
 >>> from mainspring.storage.memory import MemoryBlobStore, memory_metadata
@@ -21,11 +27,20 @@ in the name (``credit@champion``, URL-encoded ``credit%40champion`` where needed
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import numpy.typing as npt
 
 from mainspring import __version__
 from mainspring.errors import InvalidInputError, NotFoundError
 from mainspring.registry import Registry
+from mainspring.serving.deployments import ROUTING_KEY, Arm, Deployment, DeploymentStore
 from mainspring.serving.inference import (
     InferenceRequest,
     InferenceResponse,
@@ -38,6 +53,8 @@ from mainspring.serving.repository import ModelRepository, ServedModel
 from mainspring.serving.runtime import ModelRuntime
 
 SERVER_NAME = "mainspring"
+shadow_log = logging.getLogger("mainspring.serving.shadow")
+logger = logging.getLogger("mainspring.serving")
 EXTENSIONS = ("binary_tensor_data", "model_repository", "metrics")
 
 
@@ -66,19 +83,70 @@ class DataPlane:
         self,
         registry: Registry,
         *,
+        deployments: DeploymentStore | None = None,
         metrics: ServingMetrics | None = None,
         trusted: bool = False,
     ) -> None:
+        self.registry = registry
         self.repository = ModelRepository(registry, trusted=trusted)
+        self.deployments = deployments
         self.metrics = metrics or ServingMetrics()
+        self._routes: dict[str, Deployment] = {}
         self._ready = False
+        self._sync_lock = threading.Lock()
+        self._shadows = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mainspring-shadow")
 
     # ------------------------------------------------------------------ health and metadata
 
     def start(self) -> None:
         """Load and warm every registered model; the server is ready afterwards."""
         self.repository.load_all()
+        self._load_routes()
         self._ready = True
+
+    def _load_routes(self) -> None:
+        if self.deployments is None:
+            return
+        routes = {}
+        for deployment in self.deployments.list():
+            for arm in deployment.arms:  # every arm must resolve to a loaded, warmed version
+                self._arm_runtime(deployment, arm)
+            routes[deployment.name] = deployment
+        self._routes = routes  # the atomic switch
+
+    def _arm_runtime(self, deployment: Deployment, arm: Arm) -> ModelRuntime:
+        try:
+            return self.repository.get(arm.model).runtime(arm.version)[0]
+        except NotFoundError as exc:
+            raise NotFoundError(
+                "model version", f"{arm.model}/{arm.version}",
+                f"arm {arm.name!r} of deployment {deployment.name!r} cannot be served: {exc}",
+            ) from None  # fmt: skip
+
+    def sync(self) -> bool:
+        """Pick up registry and deployment changes; True when something was switched."""
+        with self._sync_lock:
+            changed = False
+            unloaded = set(self.repository.unloaded())
+            for model in self.registry.list_models():
+                if model.name in unloaded or model.latest_version == 0:
+                    continue
+                served = self.repository.current(model.name)
+                wanted = {str(v) for v in {model.latest_version, *model.aliases.values()}}
+                aliases = {a: str(v) for a, v in model.aliases.items()}
+                if served is None or set(served.versions) != wanted or served.aliases != aliases:
+                    self.repository.load(model.name)
+                    changed = True
+            if self.deployments is not None:
+                revisions = {n: d.revision for n, d in self._routes.items()}
+                if self.deployments.revisions() != revisions:
+                    self._load_routes()
+                    changed = True
+            return changed
+
+    def close(self) -> None:
+        """Finish pending shadow predictions."""
+        self._shadows.shutdown(wait=True)
 
     def live(self) -> bool:
         return True
@@ -89,19 +157,32 @@ class DataPlane:
     def metadata(self) -> ServerMetadata:
         return ServerMetadata(SERVER_NAME, __version__, EXTENSIONS)
 
-    def _served(self, name: str, version: str | None) -> tuple[ServedModel, ModelRuntime, str]:
+    def _served(
+        self, name: str, version: str | None, key: str | None = None
+    ) -> tuple[ServedModel, ModelRuntime, str, Deployment | None]:
+        deployment = self._routes.get(name)
+        if deployment is not None:
+            arm = deployment.arm(version) if version else deployment.choose(key)
+            runtime = self._arm_runtime(deployment, arm)
+            return self.repository.get(arm.model), runtime, arm.name, deployment
         base, version = split_alias(name, version)
         served = self.repository.get(base)
-        runtime, arm = served.runtime(version)
-        return served, runtime, arm
+        runtime, arm_name = served.runtime(version)
+        return served, runtime, arm_name, None
 
     def model_metadata(self, name: str, version: str | None = None) -> ModelMetadata:
-        served, runtime, _ = self._served(name, version)
-        return runtime.metadata(served.version_list())
+        served, runtime, _, deployment = self._served(name, version)
+        meta = runtime.metadata(served.version_list())
+        if deployment is None:
+            return meta
+        parameters = {**meta.parameters, "model": runtime.name, "arms": list(deployment.arm_names)}
+        return dataclasses.replace(
+            meta, name=deployment.name, versions=deployment.arm_names, parameters=parameters
+        )
 
     def model_ready(self, name: str, version: str | None = None) -> bool:
         """Whether the model (version) is loaded and warmed; unknown ones raise NotFoundError."""
-        self._served(name, version)
+        self._served(name, version, "ready")
         return self._ready
 
     # ------------------------------------------------------------------ inference
@@ -115,8 +196,11 @@ class DataPlane:
         protocol: str = "python",
     ) -> InferenceResponse:
         """Validate ``request`` against the model's signature, predict and build the outputs."""
+        key = request.parameters.get(ROUTING_KEY)
         try:
-            _, runtime, arm = self._served(name, version)
+            _, runtime, arm, deployment = self._served(
+                name, version, None if key is None else str(key)
+            )
             started = time.perf_counter()
             matrix = runtime.matrix(request.inputs)
             scores = runtime.predict_matrix(matrix)
@@ -128,6 +212,9 @@ class DataPlane:
         self.metrics.latency.labels(*labels).observe(time.perf_counter() - started)
         self.metrics.requests.labels(*labels).inc()
         self.metrics.batch.labels(*labels).observe(len(matrix))
+        if deployment is not None and not version:
+            for shadow in deployment.mirrored(None if key is None else str(key)):
+                self._shadows.submit(self._shadow, deployment, shadow, matrix, request.id, protocol)
         return InferenceResponse(
             model_name=runtime.name,
             model_version=runtime.version,
@@ -135,6 +222,36 @@ class DataPlane:
             id=request.id,
             parameters={"arm": arm},
         )
+
+    def _shadow(
+        self,
+        deployment: Deployment,
+        arm: Arm,
+        matrix: npt.NDArray[np.float64],
+        request_id: str | None,
+        protocol: str,
+    ) -> None:
+        """Score a copy of a request on a shadow arm; the answer is logged, never returned."""
+        try:
+            runtime = self._arm_runtime(deployment, arm)
+            started = time.perf_counter()
+            scores = runtime.predict_matrix(matrix)
+        except Exception as exc:  # a shadow never affects the answer; log and count
+            self.metrics.errors.labels(deployment.name, protocol, "shadow").inc()
+            shadow_log.warning("shadow arm %s of %s failed: %s", arm.name, deployment.name, exc)
+            return
+        labels = (runtime.name, runtime.version, arm.name, protocol)
+        self.metrics.latency.labels(*labels).observe(time.perf_counter() - started)
+        self.metrics.requests.labels(*labels).inc()
+        record = {
+            "deployment": deployment.name,
+            "arm": arm.name,
+            "model": runtime.name,
+            "version": runtime.version,
+            "id": request_id,
+            "outputs": dict(zip(runtime.output_names, scores.T.tolist(), strict=False)),
+        }
+        shadow_log.info(json.dumps(record))
 
     # ------------------------------------------------------------------ repository extension
 

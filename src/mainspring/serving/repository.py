@@ -75,6 +75,10 @@ class ModelRepository:
             raise NotFoundError("model", name, f"served models: {known}")
         return served
 
+    def current(self, name: str) -> ServedModel | None:
+        """The snapshot of ``name`` if it is loaded."""
+        return self._models.get(name)
+
     def names(self) -> list[str]:
         """Every registered model name."""
         return [m.name for m in self.registry.list_models()]

@@ -10,6 +10,7 @@ SIGINT the master forwards the signal; each worker stops accepting, drains in-fl
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
 import signal
@@ -21,6 +22,8 @@ from types import FrameType
 from typing import Any
 
 from mainspring.serving.dataplane import DataPlane
+
+logger = logging.getLogger("mainspring.serving")
 
 #: Seconds in-flight requests get to finish on shutdown.
 DRAIN_SECONDS = 20.0
@@ -35,6 +38,8 @@ class ServeOptions:
     grpc_port: int | None = 8081
     workers: int = 1
     max_body_bytes: int = 64 * 1024 * 1024
+    #: seconds between checks for promotions, rollbacks and deployment changes (0: never)
+    sync_seconds: float = 2.0
 
 
 def default_workers() -> int:
@@ -87,10 +92,24 @@ class ProtocolServers:
         )
         self._uvicorn = uvicorn.Server(config)
         sock = reuseport_socket(options.host, options.port)
+        syncing = asyncio.create_task(self._keep_in_sync()) if options.sync_seconds > 0 else None
         try:
             await self._uvicorn.serve(sockets=[sock])
         finally:
+            if syncing is not None:
+                syncing.cancel()
             sock.close()
+            self.plane.close()
+
+    async def _keep_in_sync(self) -> None:
+        """Hot swap: load, warm and switch to new versions and weights while serving."""
+        while True:
+            await asyncio.sleep(self.options.sync_seconds)
+            try:
+                if await asyncio.to_thread(self.plane.sync):
+                    logger.info("switched to the registry's current versions and deployments")
+            except Exception:  # keep serving what is loaded; the next round retries
+                logger.exception("could not pick up registry or deployment changes")
 
     @property
     def started(self) -> bool:

@@ -155,3 +155,14 @@ chain_entries = Table(
     Column("hash", String(64), nullable=False),
     Index("ix_chain_entries_subject", "stream", "subject"),
 )
+
+# Serving deployments: a served name bound to arms (model, version or alias, role, weight %).
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("arms", Json, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(128), nullable=False),
+)
