@@ -27,12 +27,14 @@ changes: new versions are loaded and warmed before one atomic switch, so no requ
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +42,7 @@ import numpy.typing as npt
 from mainspring import __version__
 from mainspring.errors import InvalidInputError, NotFoundError
 from mainspring.registry import Registry
+from mainspring.serving.batching import MicroBatcher
 from mainspring.serving.deployments import ROUTING_KEY, Arm, Deployment, DeploymentStore
 from mainspring.serving.inference import (
     InferenceRequest,
@@ -56,6 +59,22 @@ SERVER_NAME = "mainspring"
 shadow_log = logging.getLogger("mainspring.serving.shadow")
 logger = logging.getLogger("mainspring.serving")
 EXTENSIONS = ("binary_tensor_data", "model_repository", "metrics")
+
+
+@dataclass(slots=True)
+class Routed:
+    """A validated request on its way to a prediction (see :meth:`DataPlane.route`)."""
+
+    name: str
+    request: InferenceRequest
+    protocol: str
+    runtime: ModelRuntime
+    arm: str
+    #: the deployment whose shadows get a copy (None when no copy is due)
+    deployment: Deployment | None
+    key: str | None
+    matrix: npt.NDArray[np.float64]
+    started: float
 
 
 def split_alias(name: str, version: str | None) -> tuple[str, str | None]:
@@ -187,6 +206,97 @@ class DataPlane:
 
     # ------------------------------------------------------------------ inference
 
+    def route(
+        self,
+        name: str,
+        version: str | None,
+        request: InferenceRequest,
+        *,
+        protocol: str = "python",
+    ) -> Routed:
+        """Choose the runtime (and arm) for ``request`` and validate its tensors into a matrix."""
+        key = request.parameters.get(ROUTING_KEY)
+        key = None if key is None else str(key)
+        try:
+            _, runtime, arm, deployment = self._served(name, version, key)
+            started = time.perf_counter()
+            matrix = runtime.matrix(request.inputs)
+        except (InvalidInputError, NotFoundError) as exc:
+            self.metrics.errors.labels(name, protocol, exc.code).inc()
+            raise
+        shadowed = deployment is not None and not version
+        return Routed(name, request, protocol, runtime, arm, deployment if shadowed else None,
+                      key, matrix, started)  # fmt: skip
+
+    def respond(self, routed: Routed, scores: npt.NDArray[np.float64]) -> InferenceResponse:
+        """The response to a routed request from its scores; counts it and feeds the shadows."""
+        runtime, request = routed.runtime, routed.request
+        try:
+            outputs = runtime.outputs(scores, request.outputs)
+        except InvalidInputError as exc:
+            self.metrics.errors.labels(routed.name, routed.protocol, exc.code).inc()
+            raise
+        labels = (runtime.name, runtime.version, routed.arm, routed.protocol)
+        self.metrics.latency.labels(*labels).observe(time.perf_counter() - routed.started)
+        self.metrics.requests.labels(*labels).inc()
+        self.metrics.batch.labels(*labels).observe(len(routed.matrix))
+        if routed.deployment is not None:
+            for shadow in routed.deployment.mirrored(routed.key):
+                self._shadows.submit(
+                    self._shadow, routed.deployment, shadow, routed.matrix, request.id,
+                    routed.protocol,
+                )  # fmt: skip
+        return InferenceResponse(
+            model_name=runtime.name,
+            model_version=runtime.version,
+            outputs=outputs,
+            id=request.id,
+            parameters={"arm": routed.arm},
+        )
+
+    def predict(self, routed: Routed) -> npt.NDArray[np.float64]:
+        try:
+            return routed.runtime.predict_matrix(routed.matrix)
+        except InvalidInputError as exc:
+            self.metrics.errors.labels(routed.name, routed.protocol, exc.code).inc()
+            raise
+
+    async def infer_async(
+        self,
+        name: str,
+        version: str | None,
+        request: InferenceRequest,
+        *,
+        protocol: str,
+        batcher: MicroBatcher | None = None,
+        thread_rows: int = 50_000,
+    ) -> InferenceResponse:
+        """:meth:`infer` for the event loop: small requests go through ``batcher``, large ones
+        (over ``thread_rows`` values) predict on a worker thread."""
+        routed = self.route(name, version, request, protocol=protocol)
+        if routed.matrix.size > thread_rows:
+            scores = await asyncio.to_thread(self.predict, routed)
+        elif batcher is not None:
+            try:
+                scores = await batcher.predict(routed.runtime, routed.matrix)
+            except InvalidInputError as exc:
+                self.metrics.errors.labels(routed.name, routed.protocol, exc.code).inc()
+                raise
+        else:
+            scores = self.predict(routed)
+        return self.respond(routed, scores)
+
+    def batcher(self, *, max_batch_rows: int = 64, max_wait_s: float = 0.0) -> MicroBatcher:
+        """A micro-batcher whose merged calls are counted in this plane's metrics."""
+        batcher = MicroBatcher(max_batch_rows=max_batch_rows, max_wait_s=max_wait_s)
+        merged = self.metrics.merged
+
+        def count(runtime: ModelRuntime, rows: int) -> None:
+            merged.labels(runtime.name, runtime.version).observe(rows)
+
+        batcher.on_batch = count
+        return batcher
+
     def infer(
         self,
         name: str,
@@ -196,32 +306,8 @@ class DataPlane:
         protocol: str = "python",
     ) -> InferenceResponse:
         """Validate ``request`` against the model's signature, predict and build the outputs."""
-        key = request.parameters.get(ROUTING_KEY)
-        try:
-            _, runtime, arm, deployment = self._served(
-                name, version, None if key is None else str(key)
-            )
-            started = time.perf_counter()
-            matrix = runtime.matrix(request.inputs)
-            scores = runtime.predict_matrix(matrix)
-            outputs = runtime.outputs(scores, request.outputs)
-        except (InvalidInputError, NotFoundError) as exc:
-            self.metrics.errors.labels(name, protocol, exc.code).inc()
-            raise
-        labels = (runtime.name, runtime.version, arm, protocol)
-        self.metrics.latency.labels(*labels).observe(time.perf_counter() - started)
-        self.metrics.requests.labels(*labels).inc()
-        self.metrics.batch.labels(*labels).observe(len(matrix))
-        if deployment is not None and not version:
-            for shadow in deployment.mirrored(None if key is None else str(key)):
-                self._shadows.submit(self._shadow, deployment, shadow, matrix, request.id, protocol)
-        return InferenceResponse(
-            model_name=runtime.name,
-            model_version=runtime.version,
-            outputs=outputs,
-            id=request.id,
-            parameters={"arm": arm},
-        )
+        routed = self.route(name, version, request, protocol=protocol)
+        return self.respond(routed, self.predict(routed))
 
     def _shadow(
         self,

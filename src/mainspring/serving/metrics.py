@@ -47,8 +47,15 @@ class ServingMetrics:
         )
         self.batch = Histogram(
             "mainspring_inference_batch_rows",
-            "Rows per prediction call.",
+            "Rows per inference request.",
             LABELS,
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.merged = Histogram(
+            "mainspring_inference_merged_batch_rows",
+            "Rows per predict call of the micro-batcher (concurrent requests merged).",
+            ("model", "version"),
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )

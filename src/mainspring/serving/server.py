@@ -38,6 +38,8 @@ class ServeOptions:
     grpc_port: int | None = 8081
     workers: int = 1
     max_body_bytes: int = 64 * 1024 * 1024
+    #: merge concurrent small requests into one predict call (up to this many rows; 1: off)
+    max_batch_rows: int = 64
     #: seconds between checks for promotions, rollbacks and deployment changes (0: never)
     sync_seconds: float = 2.0
 
@@ -75,7 +77,11 @@ class ProtocolServers:
         if options.grpc_port is not None:
             from mainspring.serving.oip.rpc import create_server
 
-            grpc_server = create_server(self.plane, max_message_bytes=options.max_body_bytes)
+            grpc_server = create_server(
+                self.plane,
+                max_message_bytes=options.max_body_bytes,
+                batcher=self.plane.batcher(max_batch_rows=options.max_batch_rows),
+            )
             grpc_server.add_insecure_port(f"{options.host}:{options.grpc_port}")
             await grpc_server.start()
 
@@ -83,7 +89,12 @@ class ProtocolServers:
             if grpc_server is not None:
                 await grpc_server.stop(DRAIN_SECONDS)
 
-        app = create_app(self.plane, max_body_bytes=options.max_body_bytes, on_shutdown=stop_grpc)
+        app = create_app(
+            self.plane,
+            max_body_bytes=options.max_body_bytes,
+            batching=options.max_batch_rows > 1,
+            on_shutdown=stop_grpc,
+        )
         config = uvicorn.Config(
             app,
             log_level="warning",

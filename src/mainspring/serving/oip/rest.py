@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mainspring.errors import ConflictError, InvalidInputError, MainspringError, NotFoundError
+from mainspring.serving.batching import MicroBatcher
 from mainspring.serving.dataplane import DataPlane
 from mainspring.serving.metrics import CONTENT_TYPE
 from mainspring.serving.oip.codec import HEADER_LENGTH, decode_request, dumps, encode_response
@@ -79,9 +80,16 @@ def handled(endpoint: Endpoint) -> Endpoint:
 class OIPRestApp:
     """The routes of the protocol over one :class:`DataPlane`."""
 
-    def __init__(self, plane: DataPlane, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        plane: DataPlane,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        batcher: MicroBatcher | None = None,
+    ) -> None:
         self.plane = plane
         self.max_body_bytes = max_body_bytes
+        self.batcher = batcher
 
     def routes(self) -> list[Route]:
         model = "/v2/models/{name:str}"
@@ -156,13 +164,10 @@ class OIPRestApp:
                 field="Inference-Header-Content-Length",
             )
         decoded = decode_request(body, int(header) if header is not None else None)
-        size = sum(t.data.size for t in decoded.inputs)
-        if size > THREAD_THRESHOLD:
-            answer = await run_in_threadpool(
-                self.plane.infer, name, version, decoded, protocol="rest"
-            )
-        else:
-            answer = self.plane.infer(name, version, decoded, protocol="rest")
+        answer = await self.plane.infer_async(
+            name, version, decoded, protocol="rest", batcher=self.batcher,
+            thread_rows=THREAD_THRESHOLD,
+        )  # fmt: skip
         binary = decoded.parameters.get("binary_data_output") is True
         payload, json_length = encode_response(answer, binary)
         if json_length is None:
@@ -193,10 +198,12 @@ def create_app(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     start: bool = True,
+    batching: bool = True,
     on_shutdown: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> Starlette:
     """The OIP REST application over ``plane``. With ``start``, the models are loaded and warmed
-    at start-up (readiness stays false until then)."""
+    at start-up (readiness stays false until then); with ``batching``, concurrent small requests
+    to one model are merged into one predict call (:mod:`mainspring.serving.batching`)."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -206,8 +213,8 @@ def create_app(
         if on_shutdown is not None:
             await on_shutdown()
 
-    app = Starlette(
-        routes=OIPRestApp(plane, max_body_bytes=max_body_bytes).routes(), lifespan=lifespan
-    )
+    batcher = plane.batcher() if batching else None
+    routes = OIPRestApp(plane, max_body_bytes=max_body_bytes, batcher=batcher).routes()
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.plane = plane
     return app

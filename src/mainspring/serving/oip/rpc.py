@@ -19,6 +19,7 @@ from mainspring.errors import (
     MainspringError,
     NotFoundError,
 )
+from mainspring.serving.batching import MicroBatcher
 from mainspring.serving.dataplane import DataPlane
 from mainspring.serving.inference import InferenceRequest, RequestedOutput
 from mainspring.serving.oip.generated import open_inference_grpc_pb2 as pb
@@ -109,8 +110,9 @@ def decode_request(message: Any) -> InferenceRequest:
 class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     """The generated service, answered by a :class:`DataPlane`."""
 
-    def __init__(self, plane: DataPlane) -> None:
+    def __init__(self, plane: DataPlane, batcher: MicroBatcher | None = None) -> None:
         self.plane = plane
+        self.batcher = batcher
 
     async def _fail(self, context: Any, exc: MainspringError) -> None:
         await context.abort(_status(exc), exc.message)
@@ -157,9 +159,10 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(self, request: Any, context: Any) -> Any:
         try:
             decoded = decode_request(request)
-            answer = self.plane.infer(
-                request.model_name, request.model_version or None, decoded, protocol="grpc"
-            )
+            answer = await self.plane.infer_async(
+                request.model_name, request.model_version or None, decoded, protocol="grpc",
+                batcher=self.batcher,
+            )  # fmt: skip
         except MainspringError as exc:
             await self._fail(context, exc)
         response = pb.ModelInferResponse(
@@ -174,7 +177,10 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
 
 
 def create_server(
-    plane: DataPlane, *, max_message_bytes: int = MAX_MESSAGE_BYTES
+    plane: DataPlane,
+    *,
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
+    batcher: MicroBatcher | None = None,
 ) -> grpc.aio.Server:
     """A ``grpc.aio`` server answering the protocol; the caller adds a port and starts it."""
     server = grpc.aio.server(
@@ -185,5 +191,5 @@ def create_server(
         ]
     )
     register: Any = pb_grpc.add_GRPCInferenceServiceServicer_to_server
-    register(InferenceService(plane), server)
+    register(InferenceService(plane, batcher), server)
     return server
