@@ -68,6 +68,9 @@ def serve(
                     "grpcio", extra="grpc", purpose="gRPC serving"
                 ) from None
         count = workers or default_workers()
+        # the worker processes are the parallelism: one OpenMP thread each (LightGBM, XGBoost,
+        # ONNX Runtime would otherwise spin a thread per core in every worker)
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
         options = ServeOptions(host, port, grpc_port or None, count, max_body_mb * 1024 * 1024)
         metrics_dir = None
         if count > 1:

@@ -236,10 +236,10 @@ class DataPlane:
         except InvalidInputError as exc:
             self.metrics.errors.labels(routed.name, routed.protocol, exc.code).inc()
             raise
-        labels = (runtime.name, runtime.version, routed.arm, routed.protocol)
-        self.metrics.latency.labels(*labels).observe(time.perf_counter() - routed.started)
-        self.metrics.requests.labels(*labels).inc()
-        self.metrics.batch.labels(*labels).observe(len(routed.matrix))
+        series = self.metrics.series(runtime.name, runtime.version, routed.arm, routed.protocol)
+        series.latency.observe(time.perf_counter() - routed.started)
+        series.requests.inc()
+        series.batch.observe(len(routed.matrix))
         if routed.deployment is not None:
             for shadow in routed.deployment.mirrored(routed.key):
                 self._shadows.submit(
@@ -326,9 +326,9 @@ class DataPlane:
             self.metrics.errors.labels(deployment.name, protocol, "shadow").inc()
             shadow_log.warning("shadow arm %s of %s failed: %s", arm.name, deployment.name, exc)
             return
-        labels = (runtime.name, runtime.version, arm.name, protocol)
-        self.metrics.latency.labels(*labels).observe(time.perf_counter() - started)
-        self.metrics.requests.labels(*labels).inc()
+        series = self.metrics.series(runtime.name, runtime.version, arm.name, protocol)
+        series.latency.observe(time.perf_counter() - started)
+        series.requests.inc()
         record = {
             "deployment": deployment.name,
             "arm": arm.name,

@@ -9,6 +9,8 @@ workers start and passes the directory here; a scrape then merges the metrics of
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
 LABELS = ("model", "version", "arm", "protocol")
@@ -20,11 +22,21 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+@dataclass(frozen=True, slots=True)
+class Series:
+    """The children of the labelled metrics for one (model, version, arm, protocol)."""
+
+    latency: Histogram
+    requests: Counter
+    batch: Histogram
+
+
 class ServingMetrics:
     """The serving metrics, registered on a registry of their own."""
 
     def __init__(self, multiprocess_dir: str | None = None) -> None:
         self.multiprocess_dir = multiprocess_dir
+        self._series: dict[tuple[str, str, str, str], Series] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "mainspring_inference_requests",
@@ -59,6 +71,18 @@ class ServingMetrics:
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
+
+    def series(self, model: str, version: str, arm: str, protocol: str) -> Series:
+        """The latency, request and batch series of one label set (looked up once, then cached:
+        ``labels()`` costs more than a prediction's bookkeeping should)."""
+        key = (model, version, arm, protocol)
+        found = self._series.get(key)
+        if found is None:
+            found = Series(
+                self.latency.labels(*key), self.requests.labels(*key), self.batch.labels(*key)
+            )
+            self._series[key] = found
+        return found
 
     def exposition(self) -> bytes:
         """The text exposition format (merged over worker processes in multi-process mode)."""
