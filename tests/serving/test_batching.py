@@ -42,18 +42,25 @@ def test_concurrent_requests_merge_and_answer_like_alone(plane: DataPlane) -> No
     assert b"mainspring_inference_merged_batch_rows_count" in plane.metrics.exposition()
 
 
-def test_a_lone_request_is_not_held_back_and_big_ones_go_alone(plane: DataPlane) -> None:
-    batcher = MicroBatcher(max_batch_rows=64, max_request_rows=2)
+def test_lone_requests_skip_the_batcher_between_probes(plane: DataPlane) -> None:
+    batcher = MicroBatcher(max_batch_rows=64, max_request_rows=2, probe_every=3)
     sizes: list[int] = []
     batcher.on_batch = lambda runtime, rows: sizes.append(rows)
     big = InferenceRequest([tensor("x", "FP64", [5, 3], [0.0] * 15)])
 
     async def run() -> None:
-        await plane.infer_async("credit", None, request(1), protocol="rest", batcher=batcher)
+        for i in range(9):  # one at a time: a probe, then three straight predictions, ...
+            await plane.infer_async("credit", None, request(i), protocol="rest", batcher=batcher)
         await plane.infer_async("credit", None, big, protocol="rest", batcher=batcher)
+        # concurrency again: the next probe merges, and batching stays on
+        await asyncio.gather(
+            *(plane.infer_async("credit", None, request(i), protocol="rest", batcher=batcher)
+              for i in range(6))
+        )  # fmt: skip
 
     asyncio.run(run())
-    assert sizes == [1]
+    assert sizes[:3] == [1, 1, 1]  # probes of requests 0, 4 and 8
+    assert sum(sizes[3:]) <= 6 and max(sizes[3:]) > 1
 
 
 def test_with_a_wait_requests_that_come_later_join(plane: DataPlane) -> None:

@@ -2,8 +2,10 @@
 
 A request that finds nothing else waiting is not delayed: its flush is scheduled with
 ``call_soon``, so it runs as soon as the requests that are already decoded in this event-loop
-iteration have joined it. Under load many requests arrive together and merge (up to
-``max_batch_rows``); alone, a request pays one loop iteration. ``max_wait_s`` > 0 additionally
+iteration have joined it. When a flush finds a lone request (no concurrency), the next
+``probe_every`` requests skip the batcher and predict at once, then one request probes again:
+a server at concurrency 1 pays almost nothing for batching. Under load many requests arrive
+together and merge (up to ``max_batch_rows``). ``max_wait_s`` > 0 additionally
 holds a batch that is not full for up to that long, trading latency for larger batches. Requests
 with more than ``max_request_rows`` rows are predicted on their own.
 
@@ -40,11 +42,18 @@ class MicroBatcher:
     """Merges concurrent predictions per runtime within one event loop."""
 
     def __init__(
-        self, *, max_batch_rows: int = 64, max_wait_s: float = 0.0, max_request_rows: int = 8
+        self,
+        *,
+        max_batch_rows: int = 64,
+        max_wait_s: float = 0.0,
+        max_request_rows: int = 8,
+        probe_every: int = 16,
     ) -> None:
         self.max_batch_rows = max_batch_rows
         self.max_wait_s = max_wait_s
         self.max_request_rows = max_request_rows
+        self.probe_every = probe_every
+        self._bypass = 0
         self._pending: dict[int, tuple[ModelRuntime, _Pending]] = {}
         #: called with the rows of each merged predict call (for metrics and tests)
         self.on_batch: Callable[[ModelRuntime, int], None] | None = None
@@ -53,9 +62,12 @@ class MicroBatcher:
         """The scores of ``matrix``, possibly computed together with other requests."""
         if len(matrix) > self.max_request_rows or self.max_batch_rows <= 1:
             return runtime.predict_matrix(matrix)
-        loop = asyncio.get_running_loop()
         key = id(runtime)
         entry = self._pending.get(key)
+        if entry is None and self._bypass > 0:  # no concurrency seen lately
+            self._bypass -= 1
+            return runtime.predict_matrix(matrix)
+        loop = asyncio.get_running_loop()
         if entry is None or entry[0] is not runtime:
             pending = _Pending()
             self._pending[key] = (runtime, pending)
@@ -83,8 +95,10 @@ class MicroBatcher:
         if self.on_batch is not None:
             self.on_batch(runtime, pending.rows)
         if len(pending.matrices) == 1:
+            self._bypass = self.probe_every if self.max_wait_s == 0 else 0
             self._settle(runtime, pending.matrices[0], pending.futures[0])
             return
+        self._bypass = 0
         try:
             scores = runtime.predict_matrix(np.concatenate(pending.matrices))
         except Exception:  # one request spoilt the batch: answer each on its own
