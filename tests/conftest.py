@@ -12,6 +12,7 @@ Fixtures:
   fresh prefix of a bucket on the moto server
 - ``redis_url`` (function): ``redis://127.0.0.1:PORT/0`` of a session Redis server, emptied
   before the test
+- ``promtool`` (session): the path of Prometheus's ``promtool``
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ SERVICE_FIXTURES = frozenset(
         "s3_url",
         "redis_server",
         "redis_url",
+        "promtool",
     }
 )
 
@@ -159,6 +161,14 @@ def redis_url(redis_server: Any) -> str:
     """``redis://127.0.0.1:PORT/0``, emptied before the test."""
     redis_server.flush()
     return str(redis_server.url())
+def promtool() -> str:
+    """The path of Prometheus's ``promtool`` (installed by scripts/ensure-services)."""
+    import shutil
+
+    path = shutil.which("promtool")
+    if path is None:
+        require_service("promtool", "not on PATH (Debian package prometheus)")
+    return path
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,5 +1,7 @@
-"""Every script under examples/ runs to completion and prints what it declares it will: each
-declares a module-level ``EXPECT = "..."`` marker string."""
+"""Every script under examples/ runs to completion and prints the marker it declares.
+
+Each example declares ``EXPECT = "..."`` at module level: text its output must contain.
+"""
 
 from __future__ import annotations
 
@@ -13,23 +15,8 @@ import pytest
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
 
 
-def expected_marker(script: Path) -> str:
-    """The script's module-level ``EXPECT`` string (read without running it)."""
-    for node in ast.parse(script.read_text(encoding="utf-8")).body:
-        if (
-            isinstance(node, ast.Assign)
-            and any(isinstance(t, ast.Name) and t.id == "EXPECT" for t in node.targets)
-            and isinstance(node.value, ast.Constant)
-            and isinstance(node.value.value, str)
-            and node.value.value
-        ):
-            return node.value.value
-    raise AssertionError(f"{script.name} must declare a non-empty EXPECT = '...' marker")
-
-
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
 def test_example_runs(script: Path, tmp_path: Path) -> None:
-    marker = expected_marker(script)
     result = subprocess.run(
         [sys.executable, str(script), str(tmp_path)],
         capture_output=True,
@@ -38,4 +25,16 @@ def test_example_runs(script: Path, tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert marker in result.stdout, result.stdout
+    assert expected_marker(script) in result.stdout
+
+
+def expected_marker(script: Path) -> str:
+    """The module-level ``EXPECT`` string of ``script`` (read without running it)."""
+    for node in ast.parse(script.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [
+            "EXPECT"
+        ]:
+            value = ast.literal_eval(node.value)
+            assert isinstance(value, str) and value, f"{script.name}: EXPECT must be a string"
+            return value
+    raise AssertionError(f"{script.name} declares no EXPECT marker")

@@ -32,6 +32,9 @@ HEAVY = [
     "duckdb",
     "pyarrow",
     "polars",
+    "grpc",
+    "google",
+    "orjson",
     "prometheus_client",
 ]
 

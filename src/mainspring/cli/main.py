@@ -11,6 +11,7 @@ from mainspring import __version__
 from mainspring.cli.context import Cli, handled, pass_cli
 from mainspring.cli.features import features
 from mainspring.cli.models import models
+from mainspring.cli.serve import serve
 from mainspring.cli.tokens import tokens
 from mainspring.config import CONFIG_FILE, STATE_DIR
 
@@ -111,6 +112,7 @@ def demo(directory: Path | None) -> None:
 cli.add_command(models)
 cli.add_command(tokens)
 cli.add_command(features)
+cli.add_command(serve)
 
 
 def main() -> None:

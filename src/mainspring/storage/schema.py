@@ -184,4 +184,13 @@ feature_materializations = Table(
     Column("finished_at", UTCDateTime, nullable=False),
     Column("actor", String(128), nullable=False),
     Index("ix_feature_materializations_namespace", "namespace", "end_at"),
+# Serving deployments: a served name bound to arms (model, version or alias, role, weight %).
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("arms", Json, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(128), nullable=False),
 )

@@ -1,0 +1,174 @@
+"""Running the protocol servers: REST (uvicorn) and gRPC (grpc.aio) in worker processes.
+
+Each worker builds its own data plane, loads and warms every model, and only then listens:
+REST on a ``SO_REUSEPORT`` socket and gRPC on a ``SO_REUSEPORT`` port, so the kernel spreads
+connections over the workers and a worker that is still loading receives none. On SIGTERM or
+SIGINT the master forwards the signal; each worker stops accepting, drains in-flight requests
+(uvicorn's graceful shutdown, then ``grpc`` with a grace period) and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from mainspring.serving.dataplane import DataPlane
+
+logger = logging.getLogger("mainspring.serving")
+
+#: Seconds in-flight requests get to finish on shutdown.
+DRAIN_SECONDS = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """Where and how to serve; ``grpc_port`` None serves REST only."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    grpc_port: int | None = 8081
+    workers: int = 1
+    max_body_bytes: int = 64 * 1024 * 1024
+    #: merge concurrent small requests into one predict call (up to this many rows; 1: off)
+    max_batch_rows: int = 64
+    #: seconds between checks for promotions, rollbacks and deployment changes (0: never)
+    sync_seconds: float = 2.0
+
+
+def default_workers() -> int:
+    """One worker per core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket bound with ``SO_REUSEPORT`` (shared by the workers)."""
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted connections only for such sockets;
+    # without it a response written in two parts waits for the client's delayed ACK (~40 ms)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+class ProtocolServers:
+    """REST and gRPC over one started plane, in the current event loop, until :meth:`stop`."""
+
+    def __init__(self, plane: DataPlane, options: ServeOptions) -> None:
+        self.plane = plane
+        self.options = options
+        self._uvicorn: Any = None
+
+    async def serve(self) -> None:
+        """Serve until SIGINT/SIGTERM (main thread) or :meth:`stop`, then drain and return."""
+        import uvicorn
+
+        from mainspring.serving.oip.rest import create_app
+
+        options, grpc_server = self.options, None
+        if options.grpc_port is not None:
+            from mainspring.serving.oip.rpc import create_server
+
+            grpc_server = create_server(
+                self.plane,
+                max_message_bytes=options.max_body_bytes,
+                batcher=self.plane.batcher(max_batch_rows=options.max_batch_rows),
+            )
+            grpc_server.add_insecure_port(f"{options.host}:{options.grpc_port}")
+            await grpc_server.start()
+
+        async def stop_grpc() -> None:
+            if grpc_server is not None:
+                await grpc_server.stop(DRAIN_SECONDS)
+
+        app = create_app(
+            self.plane,
+            max_body_bytes=options.max_body_bytes,
+            batching=options.max_batch_rows > 1,
+            on_shutdown=stop_grpc,
+        )
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=int(DRAIN_SECONDS),
+        )
+        self._uvicorn = uvicorn.Server(config)
+        sock = reuseport_socket(options.host, options.port)
+        syncing = asyncio.create_task(self._keep_in_sync()) if options.sync_seconds > 0 else None
+        try:
+            await self._uvicorn.serve(sockets=[sock])
+        finally:
+            if syncing is not None:
+                syncing.cancel()
+            sock.close()
+            self.plane.close()
+
+    async def _keep_in_sync(self) -> None:
+        """Hot swap: load, warm and switch to new versions and weights while serving."""
+        while True:
+            await asyncio.sleep(self.options.sync_seconds)
+            try:
+                if await asyncio.to_thread(self.plane.sync):
+                    logger.info("switched to the registry's current versions and deployments")
+            except Exception:  # keep serving what is loaded; the next round retries
+                logger.exception("could not pick up registry or deployment changes")
+
+    @property
+    def started(self) -> bool:
+        """Whether both servers accept connections."""
+        return self._uvicorn is not None and bool(self._uvicorn.started)
+
+    def stop(self) -> None:
+        """Ask the servers to stop accepting, drain and return (safe from any thread)."""
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+
+
+def run_worker(factory: Callable[[], DataPlane], options: ServeOptions) -> None:
+    """One worker: build the plane, load and warm the models, then serve."""
+    plane = factory()
+    plane.start()
+    asyncio.run(ProtocolServers(plane, options).serve())
+
+
+def run(factory: Callable[[], DataPlane], options: ServeOptions) -> int:
+    """Serve with ``options.workers`` processes (in this process when there is one)."""
+    if options.workers <= 1:
+        run_worker(factory, options)
+        return 0
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=run_worker, args=(factory, options), name=f"mainspring-serve-{i}")
+        for i in range(options.workers)
+    ]
+    for worker in workers:
+        worker.start()
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signal.SIGTERM)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for worker in workers:
+            worker.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    failed = [w for w in workers if w.exitcode not in (0, -signal.SIGTERM)]
+    for w in failed:
+        print(f"worker {w.name} exited with {w.exitcode}", file=sys.stderr)
+    return 1 if failed else 0
