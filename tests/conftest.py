@@ -13,6 +13,8 @@ Fixtures:
 - ``redis_url`` (function): ``redis://127.0.0.1:PORT/0`` of a session Redis server, emptied
   before the test
 - ``promtool`` (session): the path of Prometheus's ``promtool``
+- ``kafka_bootstrap`` (session): ``127.0.0.1:PORT`` of a one-node Apache Kafka (KRaft), its jars
+  fetched with Maven and cached; ``kafka_server`` is the ``servers.KafkaServer`` itself
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ SERVICE_FIXTURES = frozenset(
         "redis_server",
         "redis_url",
         "promtool",
+        "kafka_server",
+        "kafka_bootstrap",
     }
 )
 
@@ -161,6 +165,9 @@ def redis_url(redis_server: Any) -> str:
     """``redis://127.0.0.1:PORT/0``, emptied before the test."""
     redis_server.flush()
     return str(redis_server.url())
+
+
+@pytest.fixture(scope="session")
 def promtool() -> str:
     """The path of Prometheus's ``promtool`` (installed by scripts/ensure-services)."""
     import shutil
@@ -169,6 +176,22 @@ def promtool() -> str:
     if path is None:
         require_service("promtool", "not on PATH (Debian package prometheus)")
     return path
+
+
+@pytest.fixture(scope="session")
+def kafka_server(request: pytest.FixtureRequest) -> Any:
+    """A running one-node Apache Kafka in KRaft mode (``servers.KafkaServer``)."""
+    if importlib.util.find_spec("confluent_kafka") is None:
+        require_service(
+            "Apache Kafka", "confluent-kafka is not installed: pip install -e '.[kafka]'"
+        )
+    return _start("Apache Kafka", servers.KafkaServer(), request)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_server: Any) -> str:
+    """``127.0.0.1:PORT`` of the session's Kafka broker."""
+    return str(kafka_server.bootstrap)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -39,6 +39,7 @@ from mainspring.project import Project
 from mainspring.records import (
     ApprovalState,
     ChainEntry,
+    Event,
     FeatureSpec,
     Lineage,
     ModelRef,
@@ -62,6 +63,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "Entity",
+    "Event",
     "FeatureService",
     "FeatureSpec",
     "FeatureStore",

@@ -61,6 +61,8 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     #: The online feature store (``sqlite:///…``, ``redis://…``, ``memory://``).
     online: str = ""
+    #: The event log: ``sqlite:///path`` (embedded), ``kafka://host:port`` or ``memory://``.
+    events: str = "memory://"
 
 
 _KNOWN: dict[str, Any] = {
@@ -70,6 +72,7 @@ _KNOWN: dict[str, Any] = {
     "online": str,
     "s3": {"endpoint_url": str, "region": str, "access_key_id": str, "secret_access_key": str},
     "api": {"host": str, "port": int, "max_upload_mb": int},
+    "events": str,
 }
 
 
@@ -170,6 +173,7 @@ def load_settings(
         "metadata": f"sqlite:///{state / 'metadata.db'}",
         "artifacts": f"file://{state / 'artifacts'}",
         "online": f"sqlite:///{state / 'online.db'}",
+        "events": f"sqlite:///{state / 'events.db'}",
     }
     urls: dict[str, str] = {}
     for key, default in defaults.items():
@@ -187,4 +191,5 @@ def load_settings(
         s3=S3Settings(**typed.get("s3", {})),
         api=ApiSettings(**typed.get("api", {})),
         online=urls["online"],
+        events=urls["events"],
     )

@@ -20,8 +20,13 @@ from mainspring.config import Settings, load_settings
 from mainspring.features import FeatureStore
 from mainspring.features.metrics import FeatureMetrics
 from mainspring.registry import Registry
-from mainspring.storage import open_blob_store, open_metadata_store, open_online_store
-from mainspring.storage.base import BlobStore, MetadataStore, OnlineStore
+from mainspring.storage import (
+    open_blob_store,
+    open_event_log,
+    open_metadata_store,
+    open_online_store,
+)
+from mainspring.storage.base import BlobStore, EventLog, MetadataStore, OnlineStore
 
 
 def git_commit(directory: Path) -> str | None:
@@ -90,6 +95,14 @@ class Project:
             metrics=FeatureMetrics.default(),
             storage_options=s3_options(settings),
         )
+        self._events: EventLog | None = None
+
+    @property
+    def events(self) -> EventLog:
+        """The event log of ``settings.events``, opened on first use."""
+        if self._events is None:
+            self._events = open_event_log(self.settings.events)
+        return self._events
 
     @classmethod
     def open(
@@ -115,6 +128,8 @@ class Project:
     def close(self) -> None:
         self.online.close()
         self.metadata.close()
+        if self._events is not None:
+            self._events.close()
 
     def __enter__(self) -> Self:
         return self

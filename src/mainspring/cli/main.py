@@ -10,9 +10,11 @@ import click
 from mainspring import __version__
 from mainspring.cli.context import Cli, handled, pass_cli
 from mainspring.cli.features import features
+from mainspring.cli.events import events
 from mainspring.cli.models import models
 from mainspring.cli.serve import serve
 from mainspring.cli.tokens import tokens
+from mainspring.cli.worker import worker
 from mainspring.config import CONFIG_FILE, STATE_DIR
 
 TEMPLATE = """\
@@ -21,6 +23,7 @@ TEMPLATE = """\
 name: {name}
 # metadata: sqlite:///.mainspring/metadata.db      # or postgresql://user:pw@host:5432/db
 # artifacts: file://.mainspring/artifacts          # or s3://bucket/prefix
+# events: sqlite:///.mainspring/events.db          # or kafka://127.0.0.1:9092
 # s3:
 #   endpoint_url: http://127.0.0.1:9000
 # api:
@@ -113,6 +116,8 @@ cli.add_command(models)
 cli.add_command(tokens)
 cli.add_command(features)
 cli.add_command(serve)
+cli.add_command(worker)
+cli.add_command(events)
 
 
 def main() -> None:

@@ -6,13 +6,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from mainspring.errors import ConfigError
-from mainspring.storage.base import BlobStore, MetadataStore, OnlineStore
+from mainspring.storage.base import BlobStore, EventLog, MetadataStore, OnlineStore
 
 __all__ = [
     "BlobStore",
+    "EventLog",
     "MetadataStore",
     "OnlineStore",
     "open_blob_store",
+    "open_event_log",
     "open_metadata_store",
     "open_online_store",
 ]
@@ -73,4 +75,27 @@ def open_online_store(url: str) -> OnlineStore:
         f"online store URI {url!r} has an unknown scheme {scheme!r}; use sqlite:///, redis:// "
         "or memory://",
         key="online",
+    )
+
+
+def open_event_log(url: str) -> EventLog:
+    """Open the event log a URI names: ``sqlite:///path`` (embedded), ``memory://``,
+    ``kafka://host:port[,host:port]``."""
+    scheme = url.split("://", 1)[0]
+    if scheme == "memory":
+        from mainspring.storage.memory import memory_event_log
+
+        return memory_event_log()
+    if scheme == "sqlite":
+        from mainspring.storage.eventlog import open_sqlite_event_log
+
+        return open_sqlite_event_log(url)
+    if scheme == "kafka":
+        from mainspring.storage.kafka import open_kafka_event_log
+
+        return open_kafka_event_log(url)
+    raise ConfigError(
+        f"event log URI {url!r} has an unknown scheme {scheme!r}; use sqlite:///, kafka:// or "
+        "memory://",
+        key="events",
     )

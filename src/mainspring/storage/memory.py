@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from mainspring.errors import NotFoundError
 from mainspring.storage.base import OnlineHit, OnlineRow, check_key
 from mainspring.storage.sql import SqlMetadataStore
+
+if TYPE_CHECKING:
+    from mainspring.storage.eventlog import SqliteEventLog
 
 
 class MemoryBlobStore:
@@ -98,3 +102,11 @@ class MemoryOnlineStore:
 
     def close(self) -> None:
         pass
+
+
+def memory_event_log() -> SqliteEventLog:
+    """A fresh in-memory event log: the embedded log on an in-memory SQLite database, so it
+    behaves exactly like the durable one (without the durability)."""
+    from mainspring.storage.eventlog import SqliteEventLog
+
+    return SqliteEventLog(":memory:")
