@@ -9,8 +9,8 @@ import click
 
 from mainspring import __version__
 from mainspring.cli.context import Cli, handled, pass_cli
-from mainspring.cli.features import features
 from mainspring.cli.events import events
+from mainspring.cli.features import features
 from mainspring.cli.models import models
 from mainspring.cli.serve import serve
 from mainspring.cli.tokens import tokens

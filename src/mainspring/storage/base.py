@@ -8,12 +8,12 @@
 - :class:`OnlineStore` holds the latest feature row per view and entity key for serving:
   ``online.SqliteOnlineStore`` (embedded default), ``redis.RedisOnlineStore`` and the in-memory
   twin ``memory.MemoryOnlineStore``.
-
 - :class:`EventLog` holds partitioned topics of events with consumer groups: ``eventlog.py``
   (embedded, SQLite), ``kafka.py`` (Apache Kafka); see the class.
 
 Backends are chosen by URI through :func:`mainspring.storage.open_blob_store`,
-:func:`mainspring.storage.open_metadata_store` and :func:`mainspring.storage.open_online_store`.
+:func:`mainspring.storage.open_metadata_store`, :func:`mainspring.storage.open_online_store` and
+:func:`mainspring.storage.open_event_log`.
 """
 
 from __future__ import annotations
@@ -109,6 +109,29 @@ class OnlineStore(Protocol):
     A namespace is one feature view's schema (the feature store names it). Payloads are opaque
     bytes. A write keeps, per key, the row with the newest event time (a late, older row never
     replaces a newer one); rows with equal event times replace each other.
+    """
+
+    url: str
+
+    def write(self, namespace: str, rows: Sequence[OnlineRow]) -> int:
+        """Store a batch atomically (all rows or none); returns how many rows were offered."""
+        ...
+
+    def read(self, keys: Sequence[tuple[str, str]]) -> list[OnlineHit]:
+        """The stored row of each ``(namespace, key)``, in order, in one round trip."""
+        ...
+
+    def count(self, namespace: str) -> int:
+        """How many keys ``namespace`` holds."""
+        ...
+
+    def drop(self, namespace: str) -> None:
+        """Remove every row of ``namespace``."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
 def partition_for(key: str, partitions: int) -> int:
     """The partition of a keyed event: Kafka's own rule (murmur2 of the UTF-8 key, made positive,
     modulo the partition count), so a key lands on the same partition on every backend.
@@ -181,23 +204,6 @@ class EventLog(Protocol):
 
     url: str
 
-    def write(self, namespace: str, rows: Sequence[OnlineRow]) -> int:
-        """Store a batch atomically (all rows or none); returns how many rows were offered."""
-        ...
-
-    def read(self, keys: Sequence[tuple[str, str]]) -> list[OnlineHit]:
-        """The stored row of each ``(namespace, key)``, in order, in one round trip."""
-        ...
-
-    def count(self, namespace: str) -> int:
-        """How many keys ``namespace`` holds."""
-        ...
-
-    def drop(self, namespace: str) -> None:
-        """Remove every row of ``namespace``."""
-
-    def close(self) -> None:
-        """Release connections."""
     def create_topic(
         self,
         name: str,

@@ -184,6 +184,8 @@ feature_materializations = Table(
     Column("finished_at", UTCDateTime, nullable=False),
     Column("actor", String(128), nullable=False),
     Index("ix_feature_materializations_namespace", "namespace", "end_at"),
+)
+
 # Serving deployments: a served name bound to arms (model, version or alias, role, weight %).
 deployments = Table(
     "deployments",
