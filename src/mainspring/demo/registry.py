@@ -51,12 +51,19 @@ def _train(rows: int, seed: int, trees: int) -> tuple[object, TrainingData, floa
 
 
 def run(directory: Path | None = None) -> None:
-    """Run the registry walk-through in ``directory`` (a fresh temporary one by default)."""
+    """Run the demo in ``directory`` (a fresh temporary one by default): the registry's
+    governance, then features for training and serving, then the champion served over OIP."""
+    from mainspring.demo import features, serving
+
     with tempfile.TemporaryDirectory(prefix="mainspring-demo-") as tmp:
         root = Path(directory) if directory else Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
         with Project.open(root) as project:
             _walk(project)
+            features.run(project)
+            console.rule("[bold]Serving: the champion over the Open Inference Protocol")
+            serving.serve_champion(project)
+            console.rule("[bold green]done")
 
 
 def _walk(project: Project) -> None:
@@ -144,4 +151,3 @@ def _walk(project: Project) -> None:
         )
     console.print(history)
     console.print(f"   verify: {registry.verify()}")
-    console.rule("[bold green]done")
