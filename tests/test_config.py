@@ -326,3 +326,12 @@ def test_junk_gives_settings_or_a_config_error(
         assert "://" in s.metadata and "://" in s.artifacts
         assert isinstance(s.api.port, int) and not isinstance(s.api.port, bool)
         assert all(isinstance(v, str | None) for v in dataclasses.astuple(s.s3))
+
+
+def test_online_store_setting(tmp_path: Path) -> None:
+    root = tmp_path.resolve()
+    assert load_settings(tmp_path, environ={}).online == f"sqlite:///{root}/.mainspring/online.db"
+    env = {"MAINSPRING_ONLINE": "redis://127.0.0.1:6379/0"}
+    assert load_settings(tmp_path, environ=env).online == "redis://127.0.0.1:6379/0"
+    (tmp_path / "mainspring.yaml").write_text("online: sqlite:///state/online.db\n")
+    assert load_settings(tmp_path, environ={}).online == f"sqlite:///{root}/state/online.db"
