@@ -44,9 +44,7 @@ def _load_servers() -> ModuleType:
 servers = _load_servers()
 
 #: Fixtures that start a real server; a test using one is marked ``service`` automatically.
-SERVICE_FIXTURES = frozenset(
-    {"postgres_server", "postgres_url", "fresh_postgres_url", "s3_url", "redis_server", "redis_url"}
-)
+SERVICE_FIXTURES = frozenset({"postgres_server", "postgres_url", "fresh_postgres_url", "s3_url"})
 
 _startup_failures: list[str] = []
 
@@ -119,6 +117,9 @@ def s3_url(s3_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> A
         else:
             monkeypatch.setenv(var, value)
     return s3_server.location()
+
+
+SERVICE_FIXTURES = SERVICE_FIXTURES | {"redis_server", "redis_url"}
 
 
 @pytest.fixture(scope="session")
