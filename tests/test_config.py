@@ -339,3 +339,12 @@ def test_the_event_log_setting(tmp_path: Path) -> None:
         load_settings(tmp_path, environ={}).events
         == f"sqlite:///{(tmp_path / 'ev/log.db').resolve()}"
     )
+
+
+def test_online_store_setting(tmp_path: Path) -> None:
+    root = tmp_path.resolve()
+    assert load_settings(tmp_path, environ={}).online == f"sqlite:///{root}/.mainspring/online.db"
+    env = {"MAINSPRING_ONLINE": "redis://127.0.0.1:6379/0"}
+    assert load_settings(tmp_path, environ=env).online == "redis://127.0.0.1:6379/0"
+    (tmp_path / "mainspring.yaml").write_text("online: sqlite:///state/online.db\n")
+    assert load_settings(tmp_path, environ={}).online == f"sqlite:///{root}/state/online.db"

@@ -291,3 +291,16 @@ def test_apply_checks_each_view_against_its_source(project: Project, tmp_path: P
         project.features.apply([failing], actor="ann")
     assert [r.name for r in project.features.definitions("view")] == ["derived", "profile"]
     assert project.features.apply([missing], actor="ann", check_sources=False)[0].name == "gone"
+
+
+def test_servers_see_definitions_applied_by_another_process(project: Project) -> None:
+    server = FeatureStore(project.metadata, project.online, base_dir=project.settings.project_dir)
+    server.refresh_seconds = 0.0
+    first = server.selection("credit").parts[0].namespace
+    server.get_online_features("credit", [{"customer_id": 1}])
+    retyped = FeatureView(
+        "profile", customer, [Field("income", "float32"), Field("debt")], profile.source
+    )
+    project.features.apply([retyped], actor="bob")  # "another process": another store
+    server.get_online_features("credit", [{"customer_id": 1}])
+    assert server.selection("credit").parts[0].namespace != first

@@ -135,6 +135,8 @@ def test_rows_without_a_match_are_kept_flagged_and_counted(tmp_path: Path) -> No
     assert ts.training_data.rows == 4
     assert ts.training_data.start == T0 and ts.training_data.end == T0 + timedelta(minutes=16)
     assert ts.training_data.source == "features:f@v1"
+    saved = pd.read_parquet(ts.save(tmp_path / "training.parquet"))
+    assert list(saved.columns) == table.column_names and len(saved) == 4
 
 
 def test_fingerprint_is_stable_and_sensitive(tmp_path: Path) -> None:

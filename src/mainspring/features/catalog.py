@@ -214,3 +214,10 @@ def last_materialization(conn: Connection, namespace: str) -> Materialization | 
         row.finished_at,
         row.actor,
     )
+
+
+def marker(conn: Connection) -> tuple[int, int]:
+    """Changes whenever a definition is applied (how many there are, the newest version)."""
+    t = feature_definitions
+    count, newest = conn.execute(select(func.count(), func.max(t.c.version))).one()
+    return int(count), int(newest or 0)

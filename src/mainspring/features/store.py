@@ -85,6 +85,7 @@ class FeatureStore:
         base_dir: Path,
         metrics: FeatureMetrics | None = None,
         storage_options: Mapping[str, Any] | None = None,
+        refresh_seconds: float = 5.0,
     ) -> None:
         self.metadata = metadata
         #: fsspec options for remote sources (``s3://``): endpoint_url, key, secret...
@@ -96,6 +97,10 @@ class FeatureStore:
         self.history_log = HashChain(metadata, HISTORY_STREAM)
         self._loaded: dict[str, FeatureView] = {}
         self._selections: dict[Any, Selection] = {}
+        # definitions applied by another process show up after at most refresh_seconds
+        self.refresh_seconds = refresh_seconds
+        self._checked = time.monotonic()
+        self._marker: tuple[int, int] | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ definitions
@@ -282,6 +287,16 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ selections
 
+    def _refresh(self) -> None:
+        """Forget cached selections when definitions changed (possibly in another process)."""
+        self._checked = time.monotonic()
+        with self.metadata.read() as conn:
+            current = catalog.marker(conn)
+        if current != self._marker:
+            with self._lock:
+                self._marker = current
+                self._selections.clear()
+
     def selection(self, features: Features) -> Selection:
         """Resolve a feature service (object or name) or ``view[:feature]`` references; cached."""
         service: str | None = None
@@ -384,6 +399,8 @@ class FeatureStore:
         A missing entity, or one whose row is older than the view's TTL, gets ``None`` values
         and ``found = False``.
         """
+        if time.monotonic() - self._checked >= self.refresh_seconds:
+            self._refresh()
         key = features if isinstance(features, str) else None
         selection = self._selections.get(("service", key)) if key is not None else None
         if selection is None:
