@@ -154,9 +154,6 @@ def s3_url(s3_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> A
     return s3_server.location()
 
 
-SERVICE_FIXTURES = SERVICE_FIXTURES | {"redis_server", "redis_url"}
-
-
 @pytest.fixture(scope="session")
 def redis_server(request: pytest.FixtureRequest) -> Any:
     """A running throw-away Redis server (``servers.RedisServer``)."""
