@@ -23,6 +23,7 @@ TEMPLATE = """\
 name: {name}
 # metadata: sqlite:///.mainspring/metadata.db      # or postgresql://user:pw@host:5432/db
 # artifacts: file://.mainspring/artifacts          # or s3://bucket/prefix
+# online: sqlite:///.mainspring/online.db          # or redis://127.0.0.1:6379/0
 # events: sqlite:///.mainspring/events.db          # or kafka://127.0.0.1:9092
 # s3:
 #   endpoint_url: http://127.0.0.1:9000
