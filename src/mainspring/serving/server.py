@@ -96,6 +96,7 @@ class ProtocolServers:
             self.plane,
             max_body_bytes=options.max_body_bytes,
             batching=options.max_batch_rows > 1,
+            max_batch_rows=options.max_batch_rows,
             on_shutdown=stop_grpc,
         )
         config = uvicorn.Config(

@@ -77,7 +77,12 @@ def server(
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
-        yield {"http": f"127.0.0.1:{port}", "grpc": f"127.0.0.1:{grpc_port}", "expected": expected}
+        yield {
+            "http": f"127.0.0.1:{port}",
+            "grpc": f"127.0.0.1:{grpc_port}",
+            "expected": expected,
+            "directory": directory,
+        }
         proc.send_signal(signal.SIGTERM)  # graceful: drain, then exit 0
         assert proc.wait(timeout=60) == 0, log.read_text()
     finally:
@@ -180,3 +185,56 @@ def test_tritonclient_grpc(server: dict) -> None:
     (status_a, message_a), (status_b, message_b) = out["errors"]
     assert "NOT_FOUND" in status_a and "credit/7" in message_a
     assert "INVALID_ARGUMENT" in status_b and "'age', 'debt_ratio' missing" in message_b
+
+
+def test_promotions_while_serving_fail_no_request(server: dict) -> None:
+    """Load from threads while the champion moves 1 -> 2 -> 1 -> 2 in the registry: the servers
+    (two workers, each syncing on its own) switch without a restart and without a failed request.
+    """
+    import threading
+    import urllib.request
+
+    body = json.dumps(
+        {"inputs": [{"name": "x", "datatype": "FP64", "shape": [2, 3], "data": ROWS.tolist()}]}
+    ).encode()
+    url = f"http://{server['http']}/v2/models/credit/infer"
+    failures: list[str] = []
+    versions: list[str] = []
+    stop = threading.Event()
+
+    def infer() -> str:
+        request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return str(json.loads(response.read())["model_version"])
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                versions.append(infer())
+            except Exception as exc:  # counted: that is the test
+                failures.append(repr(exc))
+
+    def wait_for(version: str) -> None:
+        deadline = time.monotonic() + 60
+        streak = 0
+        while streak < 10:  # both workers answer with it (connections spread over them)
+            assert time.monotonic() < deadline, f"the servers did not switch to version {version}"
+            streak = streak + 1 if infer() == version else 0
+
+    with Project.open(server["directory"]) as project:
+        registry = project.registry
+        registry.request_approval("credit", 2, actor="alice")
+        registry.approve("credit", 2, actor="bob", reason="ok")
+        threads = [threading.Thread(target=load) for _ in range(3)]
+        for t in threads:
+            t.start()
+        try:
+            for version in (2, 1, 2):
+                registry.set_alias("credit", "champion", version, actor="alice")
+                wait_for(str(version))
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+    assert failures == []
+    assert {"1", "2"} <= set(versions)

@@ -199,6 +199,7 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     start: bool = True,
     batching: bool = True,
+    max_batch_rows: int = 64,
     on_shutdown: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> Starlette:
     """The OIP REST application over ``plane``. With ``start``, the models are loaded and warmed
@@ -213,7 +214,7 @@ def create_app(
         if on_shutdown is not None:
             await on_shutdown()
 
-    batcher = plane.batcher() if batching else None
+    batcher = plane.batcher(max_batch_rows=max_batch_rows) if batching else None
     routes = OIPRestApp(plane, max_body_bytes=max_body_bytes, batcher=batcher).routes()
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.plane = plane
