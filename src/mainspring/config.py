@@ -59,6 +59,8 @@ class Settings:
     artifacts: str
     s3: S3Settings = field(default_factory=S3Settings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    #: The event log: ``sqlite:///path`` (embedded), ``kafka://host:port`` or ``memory://``.
+    events: str = "memory://"
 
 
 _KNOWN: dict[str, Any] = {
@@ -67,6 +69,7 @@ _KNOWN: dict[str, Any] = {
     "artifacts": str,
     "s3": {"endpoint_url": str, "region": str, "access_key_id": str, "secret_access_key": str},
     "api": {"host": str, "port": int, "max_upload_mb": int},
+    "events": str,
 }
 
 
@@ -166,6 +169,7 @@ def load_settings(
     defaults = {
         "metadata": f"sqlite:///{state / 'metadata.db'}",
         "artifacts": f"file://{state / 'artifacts'}",
+        "events": f"sqlite:///{state / 'events.db'}",
     }
     urls: dict[str, str] = {}
     for key, default in defaults.items():
@@ -182,4 +186,5 @@ def load_settings(
         artifacts=urls["artifacts"],
         s3=S3Settings(**typed.get("s3", {})),
         api=ApiSettings(**typed.get("api", {})),
+        events=urls["events"],
     )

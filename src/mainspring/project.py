@@ -18,8 +18,8 @@ from typing import Self
 from mainspring.access import TokenStore
 from mainspring.config import Settings, load_settings
 from mainspring.registry import Registry
-from mainspring.storage import open_blob_store, open_metadata_store
-from mainspring.storage.base import BlobStore, MetadataStore
+from mainspring.storage import open_blob_store, open_event_log, open_metadata_store
+from mainspring.storage.base import BlobStore, EventLog, MetadataStore
 
 
 def git_commit(directory: Path) -> str | None:
@@ -59,6 +59,14 @@ class Project:
             metadata, blobs, code_version=lambda: git_commit(settings.project_dir)
         )
         self.tokens = TokenStore(metadata)
+        self._events: EventLog | None = None
+
+    @property
+    def events(self) -> EventLog:
+        """The event log of ``settings.events``, opened on first use."""
+        if self._events is None:
+            self._events = open_event_log(self.settings.events)
+        return self._events
 
     @classmethod
     def open(
@@ -83,6 +91,8 @@ class Project:
 
     def close(self) -> None:
         self.metadata.close()
+        if self._events is not None:
+            self._events.close()
 
     def __enter__(self) -> Self:
         return self

@@ -375,3 +375,73 @@ class ChainEntry:
             "prev_hash": self.prev_hash,
             "hash": self.hash,
         }
+
+
+#: Well-known event headers (any other header travels unchanged).
+IDEMPOTENCY_KEY = "idempotency-key"
+TRACE_ID = "trace-id"
+SCHEMA_VERSION = "schema-version"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An immutable fact on a topic. ``partition`` and ``offset`` are set once the log holds it.
+
+    >>> e = Event("orders", {"amount": 3}, key="c-1", headers={IDEMPOTENCY_KEY: "o-17"})
+    >>> e.idempotency_key, e.partition, Event.from_dict(e.to_dict()) == e
+    ('o-17', None, True)
+    """
+
+    topic: str
+    payload: JSON
+    key: str | None = None
+    event_time: datetime = field(default_factory=utcnow)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    id: str = field(default_factory=new_id)
+    partition: int | None = None
+    offset: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.event_time.tzinfo is None:
+            raise InvalidInputError(
+                "event_time must be timezone-aware; use datetime.now(UTC)", field="event_time"
+            )
+
+    @property
+    def idempotency_key(self) -> str:
+        """What a sink dedupes on: the ``idempotency-key`` header, else the event id."""
+        return self.headers.get(IDEMPOTENCY_KEY) or self.id
+
+    @property
+    def trace_id(self) -> str | None:
+        return self.headers.get(TRACE_ID)
+
+    @property
+    def schema_version(self) -> int | None:
+        raw = self.headers.get(SCHEMA_VERSION)
+        return int(raw) if raw is not None and raw.isdigit() else None
+
+    def to_dict(self) -> JSON:
+        return {
+            "id": self.id,
+            "topic": self.topic,
+            "key": self.key,
+            "event_time": self.event_time.isoformat(),
+            "headers": dict(self.headers),
+            "payload": self.payload,
+            "partition": self.partition,
+            "offset": self.offset,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        return cls(
+            topic=data["topic"],
+            payload=data["payload"],
+            key=data.get("key"),
+            event_time=datetime.fromisoformat(data["event_time"]),
+            headers=dict(data.get("headers") or {}),
+            id=data["id"],
+            partition=data.get("partition"),
+            offset=data.get("offset"),
+        )

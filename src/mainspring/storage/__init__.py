@@ -6,9 +6,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from mainspring.errors import ConfigError
-from mainspring.storage.base import BlobStore, MetadataStore
+from mainspring.storage.base import BlobStore, EventLog, MetadataStore
 
-__all__ = ["BlobStore", "MetadataStore", "open_blob_store", "open_metadata_store"]
+__all__ = [
+    "BlobStore",
+    "EventLog",
+    "MetadataStore",
+    "open_blob_store",
+    "open_event_log",
+    "open_metadata_store",
+]
 
 
 def open_metadata_store(url: str, *, migrate: bool = True) -> MetadataStore:
@@ -43,4 +50,27 @@ def open_blob_store(url: str, storage_options: Mapping[str, Any] | None = None) 
     raise ConfigError(
         f"artifact URI {url!r} has an unknown scheme {scheme!r}; use file:// or s3://",
         key="artifacts",
+    )
+
+
+def open_event_log(url: str) -> EventLog:
+    """Open the event log a URI names: ``sqlite:///path`` (embedded), ``memory://``,
+    ``kafka://host:port[,host:port]``."""
+    scheme = url.split("://", 1)[0]
+    if scheme == "memory":
+        from mainspring.storage.memory import memory_event_log
+
+        return memory_event_log()
+    if scheme == "sqlite":
+        from mainspring.storage.eventlog import open_sqlite_event_log
+
+        return open_sqlite_event_log(url)
+    if scheme == "kafka":
+        from mainspring.storage.kafka import open_kafka_event_log
+
+        return open_kafka_event_log(url)
+    raise ConfigError(
+        f"event log URI {url!r} has an unknown scheme {scheme!r}; use sqlite:///, kafka:// or "
+        "memory://",
+        key="events",
     )

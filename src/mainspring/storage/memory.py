@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from mainspring.errors import NotFoundError
 from mainspring.storage.base import check_key
 from mainspring.storage.sql import SqlMetadataStore
+
+if TYPE_CHECKING:
+    from mainspring.storage.eventlog import SqliteEventLog
 
 
 class MemoryBlobStore:
@@ -57,3 +61,11 @@ def memory_metadata() -> SqlMetadataStore:
     from mainspring.storage.sqlite import open_sqlite
 
     return open_sqlite("sqlite://")
+
+
+def memory_event_log() -> SqliteEventLog:
+    """A fresh in-memory event log: the embedded log on an in-memory SQLite database, so it
+    behaves exactly like the durable one (without the durability)."""
+    from mainspring.storage.eventlog import SqliteEventLog
+
+    return SqliteEventLog(":memory:")
