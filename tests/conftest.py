@@ -10,6 +10,8 @@ Fixtures:
 - ``fresh_postgres_url`` (function): the URL of a new, empty database, dropped afterwards
 - ``s3_url`` (function): an :class:`servers.S3Location` (``url``, ``storage_options``) under a
   fresh prefix of a bucket on the moto server
+- ``kafka_bootstrap`` (session): ``127.0.0.1:PORT`` of a one-node Apache Kafka (KRaft), its jars
+  fetched with Maven and cached; ``kafka_server`` is the ``servers.KafkaServer`` itself
 """
 
 from __future__ import annotations
@@ -45,7 +47,15 @@ servers = _load_servers()
 
 #: Fixtures that start a real server; a test using one is marked ``service`` automatically.
 SERVICE_FIXTURES = frozenset(
-    {"postgres_server", "postgres_url", "fresh_postgres_url", "s3_server", "s3_url"}
+    {
+        "postgres_server",
+        "postgres_url",
+        "fresh_postgres_url",
+        "s3_server",
+        "s3_url",
+        "kafka_server",
+        "kafka_bootstrap",
+    }
 )
 
 _startup_failures: list[str] = []
@@ -136,6 +146,22 @@ def s3_url(s3_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> A
         else:
             monkeypatch.setenv(var, value)
     return s3_server.location()
+
+
+@pytest.fixture(scope="session")
+def kafka_server(request: pytest.FixtureRequest) -> Any:
+    """A running one-node Apache Kafka in KRaft mode (``servers.KafkaServer``)."""
+    if importlib.util.find_spec("confluent_kafka") is None:
+        require_service(
+            "Apache Kafka", "confluent-kafka is not installed: pip install -e '.[kafka]'"
+        )
+    return _start("Apache Kafka", servers.KafkaServer(), request)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_server: Any) -> str:
+    """``127.0.0.1:PORT`` of the session's Kafka broker."""
+    return str(kafka_server.bootstrap)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

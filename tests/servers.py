@@ -1,4 +1,5 @@
-"""Real servers for the service tests: a throw-away PostgreSQL cluster and a moto S3 server.
+"""Real servers for the service tests: a throw-away PostgreSQL cluster, a moto S3 server and a
+one-node Apache Kafka (KRaft) run from jars that Maven fetches once into a cache.
 
 Each server runs as a child process in its own process group, bound to 127.0.0.1 on a free port,
 with its files and logs in a temporary directory. ``start()`` raises :class:`ServiceUnavailable`
@@ -10,6 +11,7 @@ whole process group and removes the directory, and is safe to call twice.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import importlib.util
 import os
@@ -420,3 +422,230 @@ def _spawn(
         )
     except OSError as exc:
         raise ServiceUnavailable(f"cannot run {args[0]}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# Apache Kafka (KRaft, one node)
+# --------------------------------------------------------------------------------------------
+
+#: The Apache Kafka broker the tests run (``org.apache.kafka:kafka_2.13`` on Maven Central).
+KAFKA_VERSION = "4.1.1"
+#: Seconds Maven may take to fetch the broker's jars (once; then they are cached).
+KAFKA_FETCH_TIMEOUT_S = 900.0
+
+_KAFKA_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>mainspring.test</groupId>
+  <artifactId>kafka-broker</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>{version}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+
+def kafka_cache(version: str = KAFKA_VERSION) -> Path:
+    """Where the broker's jars are kept: ``$XDG_CACHE_HOME/mainspring/kafka-<version>``."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "mainspring" / f"kafka-{version}"
+
+
+def kafka_jars(version: str = KAFKA_VERSION) -> Path:
+    """The directory of the broker's jars, fetched with Maven on first use and reused after."""
+    cache = kafka_cache(version)
+    libs = cache / "libs"
+    if (cache / "complete").exists() and any(libs.glob("kafka_2.13-*.jar")):
+        return libs
+    if shutil.which("java") is None:
+        raise ServiceUnavailable("Java is not installed: Apache Kafka needs java (17 or newer)")
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise ServiceUnavailable(
+            "Maven (mvn) is not installed: it fetches Apache Kafka's jars; apt-get install maven"
+        )
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / "pom.xml").write_text(_KAFKA_POM.format(version=version), encoding="utf-8")
+    staging = cache / f"libs.{os.getpid()}"
+    log_path = cache / "mvn.log"
+    with log_path.open("wb") as log:
+        try:
+            result = subprocess.run(
+                [
+                    mvn,
+                    "-B",
+                    "-q",
+                    "dependency:copy-dependencies",
+                    f"-DoutputDirectory={staging}",
+                    "-DincludeScope=runtime",
+                ],
+                cwd=cache,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=KAFKA_FETCH_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise _StartFailed(
+                f"Maven did not fetch Kafka {version} within {KAFKA_FETCH_TIMEOUT_S:.0f} s",
+                log_path,
+            ) from None
+    if result.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _StartFailed(f"Maven could not fetch Kafka {version}", log_path)
+    shutil.rmtree(libs, ignore_errors=True)
+    staging.rename(libs)
+    (cache / "complete").write_text(version + "\n", encoding="utf-8")
+    return libs
+
+
+class KafkaServer:
+    """A throw-away one-node Apache Kafka in KRaft mode (broker and controller in one JVM).
+
+    :meth:`kill` ends the broker like ``kill -9`` and :meth:`restart` brings it back on the same
+    port with the same data, for tests of a broker that goes away.
+    """
+
+    heap = "-Xmx512m"
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.controller_port = 0
+        self.workdir: Path | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._libs: Path | None = None
+        self._starts = 0
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    def _properties(self) -> str:
+        assert self.workdir is not None
+        settings = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "listeners": f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{HOST}:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "controller.quorum.voters": f"1@{HOST}:{self.controller_port}",
+            "log.dirs": str(self.workdir / "data"),
+            "num.partitions": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "true",
+        }
+        return "".join(f"{k}={v}\n" for k, v in settings.items())
+
+    def _java(self, *args: str) -> list[str]:
+        assert self._libs is not None
+        return ["java", self.heap, "-Djava.awt.headless=true", "-cp", f"{self._libs}/*", *args]
+
+    def start(self) -> KafkaServer:
+        self._libs = kafka_jars()
+        self.workdir = Path(tempfile.mkdtemp(prefix="mainspring-kafka-"))
+        for attempt in range(PORT_ATTEMPTS):
+            self.port, self.controller_port = free_port(), free_port()
+            shutil.rmtree(self.workdir / "data", ignore_errors=True)
+            config = self.workdir / "server.properties"
+            config.write_text(self._properties(), encoding="utf-8")
+            format_log = self.workdir / "format.log"
+            with format_log.open("wb") as log:
+                result = subprocess.run(
+                    self._java(
+                        "kafka.tools.StorageTool",
+                        "format",
+                        "-t",
+                        base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
+                        "-c",
+                        str(config),
+                    ),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    timeout=START_TIMEOUT_S,
+                    check=False,
+                )
+            if result.returncode != 0:
+                raise _StartFailed("kafka-storage format failed", format_log)
+            try:
+                self._run()
+                return self
+            except _StartFailed:
+                _stop_group(self.proc, signal.SIGKILL)
+                self.proc = None
+                if attempt == PORT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _run(self) -> None:
+        assert self.workdir is not None
+        self._starts += 1
+        log_path = self.workdir / f"kafka-{self._starts}.log"
+        with log_path.open("wb") as log:
+            self.proc = _spawn(
+                self._java("kafka.Kafka", str(self.workdir / "server.properties")),
+                log,
+                dict(os.environ),
+                cwd=self.workdir,
+            )
+        _wait_until(self._accepts, self.proc, "kafka", log_path, timeout=2 * START_TIMEOUT_S)
+
+    def _accepts(self) -> bool:
+        try:
+            with socket.create_connection((HOST, self.port), timeout=2):
+                pass
+        except OSError:
+            return False
+        if importlib.util.find_spec("confluent_kafka") is None:
+            return True
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        try:
+            metadata = admin.list_topics(timeout=5)
+        except Exception:
+            return False
+        return bool(metadata.brokers)
+
+    def kill(self) -> None:
+        """End the broker at once (SIGKILL), keeping its data and ports."""
+        _stop_group(self.proc, signal.SIGKILL)
+        self.proc = None
+
+    def restart(self) -> None:
+        """Start the broker again after :meth:`kill`, on the same ports with the same data."""
+        self._run()
+
+    def stop(self) -> None:
+        # the data is thrown away: no need for Kafka's controlled shutdown
+        _stop_group(self.proc, signal.SIGKILL)
+        self.proc = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+
+if __name__ == "__main__":
+    # scripts/ensure-services: fetch the Kafka broker's jars ahead of the tests
+    if sys.argv[1:] == ["fetch-kafka"]:
+        try:
+            print(kafka_jars())
+        except ServiceUnavailable as exc:
+            print(f"cannot fetch Apache Kafka: {exc}", file=sys.stderr)
+            sys.exit(1)
+    else:
+        sys.exit("usage: servers.py fetch-kafka")

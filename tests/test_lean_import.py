@@ -17,6 +17,7 @@ HEAVY = [
     "s3fs",
     "redis",
     "confluent_kafka",
+    "jsonschema",
     "ray",
     "shap",
     "fastapi",
