@@ -9,8 +9,10 @@ import click
 
 from mainspring import __version__
 from mainspring.cli.context import Cli, handled, pass_cli
+from mainspring.cli.events import events
 from mainspring.cli.models import models
 from mainspring.cli.tokens import tokens
+from mainspring.cli.worker import worker
 from mainspring.config import CONFIG_FILE, STATE_DIR
 
 TEMPLATE = """\
@@ -109,6 +111,8 @@ def demo(directory: Path | None) -> None:
 
 cli.add_command(models)
 cli.add_command(tokens)
+cli.add_command(worker)
+cli.add_command(events)
 
 
 def main() -> None:
