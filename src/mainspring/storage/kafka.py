@@ -14,6 +14,7 @@ did not acknowledge: nothing is dropped silently. Consumers never auto-commit.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     import confluent_kafka
 
     from mainspring.storage.kafkagroup import KafkaConsumer
+
+logger = logging.getLogger("mainspring.kafka")
 
 ID_HEADER = "mainspring-id"
 TIME_HEADER = "mainspring-time"
@@ -99,7 +102,8 @@ class KafkaEventLog:
         self.delivery_timeout_s = delivery_timeout_s
         self.request_timeout_s = request_timeout_s
         self.session_timeout_ms = session_timeout_ms
-        self._base: dict[str, Any] = {"bootstrap.servers": bootstrap}
+        # librdkafka's own log lines go to Python logging, not to stderr
+        self._base: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": logger}
         self._admin = kafka.admin.AdminClient(dict(self._base))
         self._producer: confluent_kafka.Producer | None = None
         self._known: dict[str, int] = {}
@@ -134,8 +138,11 @@ class KafkaEventLog:
                 raise StorageError(
                     f"Kafka at {self.bootstrap} refused topic {name!r}: {error}"
                 ) from None
-        except Exception as exc:  # a timeout of the future
-            raise StorageError(f"Kafka at {self.bootstrap} did not create {name!r}: {exc}") from exc
+        except Exception as exc:  # the future timed out: no broker answered
+            raise StorageError(
+                f"Kafka at {self.bootstrap} is not reachable (no answer within "
+                f"{self.request_timeout_s:g} s creating {name!r}); is the broker up? {exc}"
+            ) from exc
         self._wait_for_topic(name)
 
     def _wait_for_topic(self, name: str) -> None:
