@@ -14,6 +14,9 @@ import pandas as pd
 
 import mainspring as ms
 
+#: What tests/test_examples.py looks for in the output.
+EXPECT = "chain intact"
+
 
 def main(directory: str) -> None:
     rng = np.random.default_rng(0)

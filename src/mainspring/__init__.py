@@ -28,6 +28,7 @@ from mainspring.project import Project
 from mainspring.records import (
     ApprovalState,
     ChainEntry,
+    Event,
     FeatureSpec,
     Lineage,
     ModelRef,
@@ -50,6 +51,7 @@ __all__ = [
     "ChainEntry",
     "ConfigError",
     "ConflictError",
+    "Event",
     "FeatureSpec",
     "GovernanceError",
     "IntegrityError",
