@@ -104,7 +104,8 @@ class KafkaEventLog:
         self.session_timeout_ms = session_timeout_ms
         # librdkafka's own log lines go to Python logging, not to stderr
         self._base: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": logger}
-        self._admin = kafka.admin.AdminClient(dict(self._base))
+        # asking about a topic must not create it (brokers often auto-create on metadata requests)
+        self._admin = kafka.admin.AdminClient({**self._base, "allow.auto.create.topics": False})
         self._producer: confluent_kafka.Producer | None = None
         self._known: dict[str, int] = {}
         self._lock = threading.Lock()
