@@ -326,3 +326,16 @@ def test_junk_gives_settings_or_a_config_error(
         assert "://" in s.metadata and "://" in s.artifacts
         assert isinstance(s.api.port, int) and not isinstance(s.api.port, bool)
         assert all(isinstance(v, str | None) for v in dataclasses.astuple(s.s3))
+
+
+def test_the_event_log_setting(tmp_path: Path) -> None:
+    assert load_settings(tmp_path, environ={}).events == (
+        f"sqlite:///{(tmp_path / '.mainspring' / 'events.db').resolve()}"
+    )
+    env = {"MAINSPRING_EVENTS": "kafka://127.0.0.1:9092"}
+    assert load_settings(tmp_path, environ=env).events == "kafka://127.0.0.1:9092"
+    (tmp_path / "mainspring.yaml").write_text("events: sqlite:///ev/log.db\n", encoding="utf-8")
+    assert (
+        load_settings(tmp_path, environ={}).events
+        == f"sqlite:///{(tmp_path / 'ev/log.db').resolve()}"
+    )

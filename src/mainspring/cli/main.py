@@ -21,6 +21,7 @@ TEMPLATE = """\
 name: {name}
 # metadata: sqlite:///.mainspring/metadata.db      # or postgresql://user:pw@host:5432/db
 # artifacts: file://.mainspring/artifacts          # or s3://bucket/prefix
+# events: sqlite:///.mainspring/events.db          # or kafka://127.0.0.1:9092
 # s3:
 #   endpoint_url: http://127.0.0.1:9000
 # api:
