@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -133,10 +134,9 @@ def test_worker_killed_mid_stream_on_kafka(kafka_bootstrap: str, tmp_path: Path)
 
 
 def test_worker_retries_while_kafka_is_unreachable_and_stops_cleanly(tmp_path: Path) -> None:
-    pytest.importorskip("confluent_kafka")
     from mainspring.storage.kafka import KafkaEventLog
 
-    with __import__("socket").socket() as s:
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here
     log = KafkaEventLog(f"127.0.0.1:{port}", request_timeout_s=0.5, delivery_timeout_s=1)

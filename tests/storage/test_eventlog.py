@@ -111,3 +111,42 @@ def test_a_member_that_died_loses_its_partitions(tmp_path: Path) -> None:
     assert alive.assignment() == [("t", 0), ("t", 1)]
     alive.close()
     log.close()
+
+
+PRODUCER = """
+import sys
+from mainspring.records import Event
+from mainspring.storage.eventlog import SqliteEventLog
+
+log = SqliteEventLog(sys.argv[1])
+n = 0
+while True:
+    log.produce([Event("t", {"n": n + i}) for i in range(20)])
+    n += 20
+    print(n, flush=True)  # acknowledged
+"""
+
+
+def test_what_was_acknowledged_survives_kill_9_of_the_producer(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "e.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PRODUCER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    acked = 0
+    for line in proc.stdout:
+        acked = int(line)
+        if acked >= 400:
+            break
+    proc.send_signal(signal.SIGKILL)
+    rest, _ = proc.communicate(timeout=60)
+    acked = max([acked, *(int(x) for x in rest.split())])
+    log = SqliteEventLog(path)
+    stored = log.read("t", 0, 0, limit=1_000_000)
+    assert len(stored) >= acked
+    assert [e.payload["n"] for e in stored] == list(range(len(stored)))
+    log.close()
