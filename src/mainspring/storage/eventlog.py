@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -40,6 +41,8 @@ from mainspring.storage.base import partition_for
 
 if TYPE_CHECKING:
     from mainspring.storage.eventgroup import SqliteConsumer
+
+logger = logging.getLogger("mainspring.events")
 
 BUSY_TIMEOUT_S = 60.0
 #: How often retention runs at most, from ``produce``.
@@ -104,13 +107,28 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _encode(event: Event) -> tuple[str, str]:
+    check_name(event.topic, field="topic")
+    try:
+        payload = json.dumps(event.payload, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"event payload is not JSON ({exc}); send numbers, strings, lists and maps",
+            field="payload",
+        ) from None
+    return json.dumps(dict(event.headers), separators=(",", ":")), payload
+
+
 class _Batch:
     """One produce() call waiting for a shared transaction."""
 
-    __slots__ = ("done", "error", "events", "result")
+    __slots__ = ("done", "encoded", "error", "events", "result")
 
     def __init__(self, events: list[Event]) -> None:
         self.events = events
+        # (headers, payload) as JSON, made before the shared transaction: one producer's bad
+        # payload must not fail the others' batches
+        self.encoded = [_encode(e) for e in events]
         self.result: list[Event] = []
         self.error: MainspringError | None = None
         self.done = False
@@ -230,8 +248,6 @@ class SqliteEventLog:
         batch = _Batch(list(events))
         if not batch.events:
             return []
-        for event in batch.events:
-            check_name(event.topic, field="topic")
         with self._flushed:
             self._pending.append(batch)
             while self._flushing and not batch.done:
@@ -256,22 +272,25 @@ class SqliteEventLog:
         """Write several producers' batches in one transaction (one fsync)."""
         try:
             with self._lock, self._guard("append events"), self._write() as conn:
-                results = [self._append(conn, b.events) for b in work]
-        except (StorageError, InvalidInputError) as exc:  # every waiting producer learns of it
+                results = [self._append(conn, b) for b in work]
+        except StorageError as exc:  # every waiting producer learns of it
             for b in work:
                 b.error = exc
             return
         for b, result in zip(work, results, strict=True):
             b.result = result
-        self._maybe_retain()
+        try:
+            self._maybe_retain()
+        except StorageError as exc:  # the batches are written: report, do not fail them
+            logger.warning("retention of %s failed: %s", self.path, exc)
 
-    def _append(self, conn: sqlite3.Connection, batch: list[Event]) -> list[Event]:
+    def _append(self, conn: sqlite3.Connection, batch: _Batch) -> list[Event]:
         counts: dict[str, int] = {}
         next_offsets: dict[tuple[str, int], int] = {}
         rows = []
         out = []
         now = _now_ms()
-        for event in batch:
+        for event, (headers, payload) in zip(batch.events, batch.encoded, strict=True):
             if event.topic not in counts:
                 counts[event.topic] = self._create(conn, event.topic, 1)
             n = counts[event.topic]
@@ -286,14 +305,6 @@ class SqliteEventLog:
                 ).fetchone()[0]
             offset = next_offsets[tp]
             next_offsets[tp] = offset + 1
-            headers = json.dumps(dict(event.headers), separators=(",", ":"))
-            try:
-                payload = json.dumps(event.payload, separators=(",", ":"), allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                raise InvalidInputError(
-                    f"event payload is not JSON ({exc}); send numbers, strings, lists and maps",
-                    field="payload",
-                ) from None
             size = len(payload) + len(headers) + len(event.key or "")
             rows.append(
                 (
