@@ -148,7 +148,7 @@ def test_worker_retries_while_kafka_is_unreachable_and_stops_cleanly(tmp_path: P
     worker.stop()
     thread.join(WAIT_S)
     assert not thread.is_alive()
-    with pytest.raises(StorageError, match="not reachable"):
+    with pytest.raises(StorageError, match=f"Kafka at 127.0.0.1:{port}"):
         log.produce([Event("orders", {"n": 1})])  # loud, not silent
     view.close()
     log.close()
