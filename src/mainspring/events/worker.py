@@ -18,7 +18,7 @@ import logging
 import random
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mainspring.errors import StorageError
 from mainspring.events.deadletter import dead_letter
@@ -54,9 +54,12 @@ class Backoff:
     initial_s: float = 0.1
     max_s: float = 5.0
 
+    #: Its own generator: jitter must not draw from (or disturb) the global ``random`` state.
+    rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+
     def delay(self, attempt: int) -> float:
         base: float = min(self.max_s, self.initial_s * 2 ** min(attempt, 30))
-        return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
+        return base * (0.5 + self.rng.random() / 2)
 
 
 @dataclass
@@ -110,6 +113,7 @@ class Worker:
         self.stats = WorkerStats()
         self._stopping = threading.Event()
         self._failures = 0
+        self._uncommitted: dict[tuple[str, int], Event] = {}
 
     def stop(self) -> None:
         """Ask the loop to finish the batch in hand, commit it and return (thread- and
@@ -159,16 +163,17 @@ class Worker:
                     self._retry("polling", exc)
                     continue
                 if not batch:
-                    if until_idle and self.lag() == 0:
+                    self._commit(consumer, [])  # offsets a failed commit left behind
+                    if until_idle and not self._uncommitted and self.lag() == 0:
                         break
                     continue
                 self._handle(batch)
                 self._commit(consumer, batch)
-                self._failures = 0
                 self.stats.batches += 1
                 self.stats.events += len(batch)
                 if max_events is not None and self.stats.events >= max_events:
                     break
+            self._commit(consumer, [])
         finally:
             try:
                 consumer.close()
@@ -230,13 +235,25 @@ class Worker:
             return
 
     def _commit(self, consumer: EventConsumer, batch: list[Event]) -> None:
-        while True:
-            try:
-                consumer.commit(batch)
-                return
-            except StorageError as exc:
-                # the effects are in the sink already; committing later (or never) only means
-                # the batch comes again and the sink ignores it
-                self._retry("committing offsets", exc)
-                if self.stopping:
-                    return
+        """Commit the batch (and any offsets an earlier failed commit left behind), once.
+
+        A failed commit does not block: the effects are in the sink already, so the offsets wait
+        for the next try (after the next poll, which is also what lets a Kafka consumer rejoin
+        its group after a broker restart). Should they never be committed, the events only come
+        again and the sink ignores them.
+        """
+        for event in batch:
+            assert event.partition is not None and event.offset is not None
+            tp = (event.topic, event.partition)
+            held = self._uncommitted.get(tp)
+            if held is None or (held.offset or 0) < event.offset:
+                self._uncommitted[tp] = event
+        if not self._uncommitted:
+            return
+        try:
+            consumer.commit(list(self._uncommitted.values()))
+        except StorageError as exc:
+            self._retry("committing offsets", exc)
+            return
+        self._uncommitted.clear()
+        self._failures = 0

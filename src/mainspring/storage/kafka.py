@@ -135,6 +135,16 @@ class KafkaEventLog:
             futures[name].result(timeout=self.request_timeout_s)
         except kafka.KafkaException as exc:
             error = exc.args[0]
+            unreachable = {
+                kafka.KafkaError._TIMED_OUT,
+                kafka.KafkaError._TRANSPORT,
+                kafka.KafkaError._ALL_BROKERS_DOWN,
+            }
+            if error.code() in unreachable:
+                raise StorageError(
+                    f"Kafka at {self.bootstrap} is not reachable ({error.str()} creating "
+                    f"{name!r}); is the broker up?"
+                ) from None
             if error.code() != kafka.KafkaError.TOPIC_ALREADY_EXISTS:
                 raise StorageError(
                     f"Kafka at {self.bootstrap} refused topic {name!r}: {error}"
