@@ -56,7 +56,7 @@ def git_commit(directory: Path) -> str | None:
 
 
 def s3_options(settings: Settings) -> dict[str, object]:
-    """fsspec options that reach the S3 of the settings (for feature sources on S3)."""
+    """fsspec options that reach the S3 of the settings (artifacts and feature sources)."""
     s3 = settings.s3
     options: dict[str, object] = {}
     if s3.endpoint_url:
@@ -110,17 +110,8 @@ class Project:
     ) -> Project:
         """Open the project in ``directory`` (creating its embedded stores on first use)."""
         settings = settings or load_settings(directory)
-        s3 = settings.s3
-        options: dict[str, object] = {}
-        if settings.artifacts.startswith(("s3://", "s3a://")):
-            if s3.endpoint_url:
-                options["endpoint_url"] = s3.endpoint_url
-            if s3.access_key_id:
-                options["key"] = s3.access_key_id
-            if s3.secret_access_key:
-                options["secret"] = s3.secret_access_key
-            if s3.region:
-                options["client_kwargs"] = {"region_name": s3.region}
+        s3 = settings.artifacts.startswith(("s3://", "s3a://"))
+        options = s3_options(settings) if s3 else {}
         metadata = open_metadata_store(settings.metadata)
         blobs = open_blob_store(settings.artifacts, options)
         return cls(settings, metadata, blobs)
