@@ -9,7 +9,6 @@ every load.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -46,6 +45,13 @@ from mainspring.registry.flavors import flavor_for_file, flavor_for_object, get_
 from mainspring.registry.flavors.base import Flavor, LoadedModel, Prepared
 from mainspring.registry.flavors.mlflow import read_mlflow_model
 from mainspring.registry.rows import alias_map, model_row, version_from_row
+from mainspring.registry.validation import (
+    fit_signature,
+    json_safe,
+    metric_values,
+    require_reason,
+    tag_values,
+)
 from mainspring.storage.base import BlobStore, MetadataStore
 from mainspring.storage.chain import HashChain, Verification
 from mainspring.storage.schema import alias_moves, aliases, approvals, model_versions, models
@@ -69,92 +75,6 @@ class LoadedVersion:
     def predict(self, rows: Any) -> npt.NDArray[np.float64]:
         """Scores for ``rows`` (an array in signature order, a mapping or a data frame)."""
         return self.model.predict(rows)
-
-
-def _json_safe(value: Any, where: str) -> Any:
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidInputError(f"{where} must be a finite number, not {value}", field=where)
-        return value
-    if isinstance(value, np.generic):
-        return _json_safe(value.item(), where)
-    if isinstance(value, list | tuple):
-        return [_json_safe(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v, f"{where}.{k}") for k, v in value.items()}
-    return repr(value)
-
-
-def _metrics(values: Mapping[str, Any] | None) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for key, raw in (values or {}).items():
-        where = f"metrics.{key}"
-        check_name(str(key), field=where)
-        try:
-            number = float(raw)
-        except (TypeError, ValueError):
-            raise InvalidInputError(f"{where} must be a number, not {raw!r}", field=where) from None
-        if not math.isfinite(number):
-            raise InvalidInputError(f"{where} must be a finite number, not {raw!r}", field=where)
-        out[str(key)] = number
-    return out
-
-
-def _tags(values: Mapping[str, Any] | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, raw in (values or {}).items():
-        check_name(str(key), field=f"tags.{key}")
-        if not isinstance(raw, str | int | float | bool):
-            raise InvalidInputError(f"tags.{key} must be a string", field=f"tags.{key}")
-        out[str(key)] = str(raw)
-    return out
-
-
-def _reason(reason: str | None, what: str) -> str:
-    text = (reason or "").strip()
-    if not text:
-        raise InvalidInputError(f"{what} needs a reason", field="reason")
-    return text
-
-
-def fit_signature(
-    prepared: Prepared, given: Signature | Mapping[str, Any] | None, flavor: str
-) -> Signature:
-    """The signature to record: the caller's, checked against the model, or the model's own."""
-    if given is None:
-        if not prepared.signature.inputs:
-            raise SignatureError(
-                f"the {flavor} model does not reveal its inputs; pass a signature naming them",
-                field="signature",
-            )
-        return prepared.signature
-    signature = given if isinstance(given, Signature) else Signature.from_dict(given)
-    names = signature.input_names
-    if prepared.n_features and len(names) != prepared.n_features:
-        raise SignatureError(
-            f"signature has {len(names)} inputs but the model takes {prepared.n_features} "
-            f"features ({', '.join(prepared.signature.input_names)})",
-            field="signature.inputs",
-        )
-    if prepared.named and names != prepared.signature.input_names:
-        model_names = prepared.signature.input_names
-        missing = [n for n in model_names if n not in names]
-        extra = [n for n in names if n not in model_names]
-        detail = (
-            f"missing {', '.join(missing)}; unknown {', '.join(extra)}"
-            if missing or extra
-            else "same names in another order"
-        )
-        raise SignatureError(
-            f"signature inputs do not match the model's features ({detail}); the model was "
-            f"trained on: {', '.join(model_names)}",
-            field="signature.inputs",
-        )
-    if not signature.outputs:
-        signature = Signature(signature.inputs, prepared.signature.outputs)
-    return signature
 
 
 class Registry:
@@ -205,8 +125,8 @@ class Registry:
         or the bytes of a model file (then ``filename`` helps recognise it).
         """
         check_name(name, field="name")
-        metric_values, tag_values = _metrics(metrics), _tags(tags)
-        extra_params = _json_safe(dict(params or {}), "params")
+        checked_metrics, checked_tags = metric_values(metrics), tag_values(tags)
+        extra_params = json_safe(dict(params or {}), "params")
         chosen, prepared, imported = self._prepare(model, flavor, filename, trusted)
         if imported is not None:
             signature = signature or imported.get("signature")
@@ -238,9 +158,9 @@ class Registry:
                 "artifact_key": key,
                 "library_versions": dict(prepared.library_versions),
                 "signature": sig.to_dict(),
-                "params": {**_json_safe(dict(prepared.params), "params"), **extra_params},
-                "metrics": metric_values,
-                "tags": tag_values,
+                "params": {**json_safe(dict(prepared.params), "params"), **extra_params},
+                "metrics": checked_metrics,
+                "tags": checked_tags,
                 "training_data": training_data.to_dict() if training_data else None,
                 "lineage": (lineage or Lineage()).to_dict(),
                 "code_version": code_version
@@ -261,7 +181,7 @@ class Registry:
                     "digest": digest,
                     "flavor": chosen.name,
                     "size": len(prepared.data),
-                    "metrics": metric_values,
+                    "metrics": checked_metrics,
                 },
             )
             return self._version(conn, name, number)
@@ -535,7 +455,7 @@ class Registry:
 
     def rollback(self, name: str, alias: str, *, actor: str, reason: str) -> ModelVersion:
         """Move ``name@alias`` back to the version it pointed at before its current one."""
-        reason = _reason(reason, "a rollback")
+        reason = require_reason(reason, "a rollback")
         with self.store.write() as conn:
             model_id = self._model_id(conn, name)
             current = alias_map(conn, model_id).get(alias)
@@ -649,7 +569,7 @@ class Registry:
             name,
             version,
             actor=actor,
-            reason=_reason(reason, "an approval"),
+            reason=require_reason(reason, "an approval"),
             action="approve",
             allowed_from={ApprovalState.PENDING},
             to=ApprovalState.APPROVED,
@@ -661,7 +581,7 @@ class Registry:
             name,
             version,
             actor=actor,
-            reason=_reason(reason, "a rejection"),
+            reason=require_reason(reason, "a rejection"),
             action="reject",
             allowed_from={ApprovalState.PENDING},
             to=ApprovalState.REJECTED,
