@@ -164,6 +164,23 @@ def partition_for(key: str, partitions: int) -> int:
     return (h & 0x7FFFFFFF) % partitions
 
 
+def next_offsets(events: Sequence[Event]) -> dict[tuple[str, int], int]:
+    """The offset to commit per (topic, partition) after ``events``: one past the highest read.
+
+    >>> from mainspring.records import Event
+    >>> read = [Event("t", {}, partition=0, offset=4), Event("t", {}, partition=0, offset=2)]
+    >>> next_offsets(read)
+    {('t', 0): 5}
+    """
+    upto: dict[tuple[str, int], int] = {}
+    for event in events:
+        if event.partition is None or event.offset is None:
+            raise InvalidInputError("only events read from the log can be committed")
+        where = (event.topic, event.partition)
+        upto[where] = max(upto.get(where, 0), event.offset + 1)
+    return upto
+
+
 @runtime_checkable
 class EventConsumer(Protocol):
     """A member of a consumer group reading its share of the group's partitions.

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from mainspring.errors import InvalidInputError
 from mainspring.records import Event, new_id
+from mainspring.storage.base import next_offsets
 from mainspring.storage.eventlog import SqliteEventLog, _now_ms
 
 
@@ -102,12 +103,7 @@ class SqliteConsumer:
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
     def commit(self, events: Sequence[Event]) -> None:
-        upto: dict[tuple[str, int], int] = {}
-        for e in events:
-            if e.partition is None or e.offset is None:
-                raise InvalidInputError("only events read from the log can be committed")
-            tp = (e.topic, e.partition)
-            upto[tp] = max(upto.get(tp, 0), e.offset + 1)
+        upto = next_offsets(events)
         if not upto:
             return
         log = self.log

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from mainspring.errors import InvalidInputError, StorageError
 from mainspring.records import Event
+from mainspring.storage.base import next_offsets
 from mainspring.storage.kafka import KafkaEventLog, _event_of, _kafka
 
 
@@ -51,12 +52,7 @@ class KafkaConsumer:
 
     def commit(self, events: Sequence[Event]) -> None:
         kafka = _kafka()
-        upto: dict[tuple[str, int], int] = {}
-        for e in events:
-            if e.partition is None or e.offset is None:
-                raise InvalidInputError("only events read from the log can be committed")
-            tp = (e.topic, e.partition)
-            upto[tp] = max(upto.get(tp, 0), e.offset + 1)
+        upto = next_offsets(events)
         if not upto:
             return
         offsets = [kafka.TopicPartition(t, p, o) for (t, p), o in upto.items()]
