@@ -15,7 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from mainspring.api.auth import CanAlias, CanRead, project_of
 from mainspring.project import Project
 from mainspring.records import ModelRef
-from mainspring.serving.deployments import ROLES, Arm, Deployment, DeploymentStore
+from mainspring.serving.deployments import (
+    ROLES,
+    Arm,
+    Deployment,
+    DeploymentStore,
+    decision_fields,
+)
 
 router = APIRouter(prefix="/v1", tags=["deployments"])
 ProjectDep = Annotated[Project, Depends(project_of)]
@@ -37,6 +43,14 @@ class DeploymentBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     arms: list[ArmBody] = Field(min_length=1)
+    features: str | None = Field(
+        default=None, description="The feature service a deciding deployment reads."
+    )
+    policy: dict[str, Any] | None = Field(
+        default=None,
+        description="The decision policy (thresholds, review band, rules, fallback, explain); "
+        "see docs/decisions.md.",
+    )
     reason: str = Field(default="", max_length=2000)
 
 
@@ -66,7 +80,11 @@ def put_deployment(
     name: str, body: DeploymentBody, project: ProjectDep, principal: CanAlias
 ) -> dict[str, Any]:
     arms = tuple(Arm(a.name, a.model, a.version, a.role, a.weight) for a in body.arms)
-    deployment = Deployment(name, arms)
+    deployment = Deployment(
+        name, arms, **decision_fields({"features": body.features, "policy": body.policy})
+    )
+    if deployment.features is not None:  # the feature service must exist now
+        project.features.selection(deployment.features)
     for arm in arms:  # every arm must resolve now, not when traffic arrives
         version = (
             f"{arm.model}/{arm.version}" if arm.version.isdigit() else f"{arm.model}@{arm.version}"

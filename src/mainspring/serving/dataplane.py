@@ -189,6 +189,18 @@ class DataPlane:
         runtime, arm_name = served.runtime(version)
         return served, runtime, arm_name, None
 
+    def deployment(self, name: str) -> Deployment:
+        """The deployment ``name`` as currently served."""
+        deployment = self._routes.get(name)
+        if deployment is None:
+            known = ", ".join(sorted(self._routes)) or "none"
+            raise NotFoundError("deployment", name, f"served deployments: {known}")
+        return deployment
+
+    def runtime_for(self, deployment: Deployment, arm: str) -> ModelRuntime:
+        """The loaded runtime of ``deployment``'s arm ``arm``."""
+        return self._arm_runtime(deployment, deployment.arm(arm))
+
     def model_metadata(self, name: str, version: str | None = None) -> ModelMetadata:
         served, runtime, _, deployment = self._served(name, version)
         meta = runtime.metadata(served.version_list())

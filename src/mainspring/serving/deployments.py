@@ -34,6 +34,7 @@ from sqlalchemy import select
 from mainspring.errors import ConflictError, InvalidInputError, NotFoundError
 from mainspring.records import check_name, utcnow
 from mainspring.registry.service import HISTORY_STREAM
+from mainspring.serving.policy import Policy
 from mainspring.storage.base import MetadataStore
 from mainspring.storage.chain import HashChain
 from mainspring.storage.schema import deployments
@@ -85,13 +86,19 @@ class Arm:
 
 @dataclass(frozen=True, slots=True)
 class Deployment:
-    """A served name and its arms; ``revision`` grows with every change."""
+    """A served name and its arms; ``revision`` grows with every change.
+
+    A deployment that makes decisions also names the feature service its model reads
+    (``features``) and the :class:`~mainspring.serving.policy.Policy` applied to the score.
+    """
 
     name: str
     arms: tuple[Arm, ...]
     revision: int = 0
     updated_by: str = ""
     updated_at: str = ""
+    features: str | None = None
+    policy: Policy | None = None
     _buckets: tuple[tuple[int, Arm], ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -183,22 +190,53 @@ class Deployment:
         arms = tuple(
             replace(a, weight=float(weights[a.name])) if a.name in weights else a for a in self.arms
         )
-        return Deployment(self.name, arms, self.revision)
+        return replace(self, arms=arms)
+
+    @property
+    def decides(self) -> bool:
+        """Whether the deployment makes decisions (it has a policy)."""
+        return self.policy is not None
+
+    def decision_config(self) -> dict[str, Any] | None:
+        if self.policy is None and self.features is None:
+            return None
+        return {
+            "features": self.features,
+            "policy": self.policy.to_dict() if self.policy is not None else None,
+        }
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "arms": [a.to_dict() for a in self.arms],
             "revision": self.revision,
             "updated_by": self.updated_by,
             "updated_at": self.updated_at,
         }
+        if self.features is not None:
+            out["features"] = self.features
+        if self.policy is not None:
+            out["policy"] = self.policy.to_dict()
+        return out
+
+
+def decision_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``features`` and ``policy`` of a deployment from JSON-like data, validated."""
+    features = data.get("features")
+    if features is not None:
+        check_name(features, field="features")
+    policy = data.get("policy")
+    return {
+        "features": features,
+        "policy": Policy.from_dict(policy) if policy is not None else None,
+    }
 
 
 def _from_row(row: Any) -> Deployment:
     arms = tuple(Arm.from_dict(a) for a in row.arms)
     at = row.updated_at.isoformat() if row.updated_at else ""
-    return Deployment(row.name, arms, int(row.revision), row.updated_by, at)
+    extra = decision_fields(row.decision) if row.decision else {}
+    return Deployment(row.name, arms, int(row.revision), row.updated_by, at, **extra)
 
 
 class DeploymentStore:
@@ -249,6 +287,7 @@ class DeploymentStore:
                 )
             values = {
                 "arms": [a.to_dict() for a in deployment.arms],
+                "decision": deployment.decision_config(),
                 "revision": current + 1,
                 "updated_at": now,
                 "updated_by": actor,
@@ -267,7 +306,11 @@ class DeploymentStore:
                 action=action,
                 subject=f"deployment/{deployment.name}",
                 reason=reason,
-                details={"revision": current + 1, "arms": values["arms"]},
+                details={
+                    "revision": current + 1,
+                    "arms": values["arms"],
+                    "decision": values["decision"],
+                },
             )
         return replace(
             deployment, revision=current + 1, updated_by=actor, updated_at=now.isoformat()

@@ -94,7 +94,7 @@ class ModelRuntime:
             matrix = self._from_matrix(inputs[0])
         else:
             matrix = self._from_columns(inputs)
-        self._check_finite(matrix)
+        self.check_finite(matrix)
         return matrix
 
     def _missing(self, names: tuple[str, ...] | list[str]) -> InvalidInputError:
@@ -157,7 +157,8 @@ class ModelRuntime:
             raise self._missing(missing)
         return np.column_stack(columns)  # type: ignore[arg-type]
 
-    def _check_finite(self, matrix: npt.NDArray[np.float64]) -> None:
+    def check_finite(self, matrix: npt.NDArray[np.float64]) -> None:
+        """Refuse infinities, and NaN unless the flavor treats NaN as missing."""
         bad = ~np.isfinite(matrix)
         if not bad.any():
             return

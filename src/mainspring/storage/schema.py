@@ -195,4 +195,6 @@ deployments = Table(
     Column("revision", Integer, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("updated_by", String(128), nullable=False),
+    # features (a feature service) and policy of a deployment that makes decisions
+    Column("decision", Json, nullable=True),
 )

@@ -1,0 +1,439 @@
+"""The decision flow: entity keys and context in, a logged, explained decision out.
+
+For a deployment with a policy, :meth:`DecisionService.decide`:
+
+1. checks the request (entity keys of the feature service, context values);
+2. runs the policy's ``before`` rules;
+3. reads the online features in one round trip and assembles the model input in signature order
+   (features first, then context values named like model inputs); an unknown entity is refused or
+   filled with the policy's defaults;
+4. picks the arm (sticky by the entity key) and predicts, or falls back when the model is off or
+   fails;
+5. explains the score (exact TreeSHAP for tree models) and turns the attributions into reason
+   codes;
+6. applies thresholds, the review band and the ``after`` rules;
+7. appends the :class:`~mainspring.records.Decision` to the decision log and returns it once the
+   log has made it durable.
+
+Everything that can be worked out once per deployment revision (feature positions, explainers,
+reason codes) is, in a :class:`Plan`; a decision only reads, predicts and compares.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from mainspring.errors import InvalidInputError, MainspringError, NotFoundError
+from mainspring.features import FeatureStore
+from mainspring.records import Decision, FeatureValue, Reason, new_id, utcnow
+from mainspring.serving.dataplane import DataPlane
+from mainspring.serving.deployments import Deployment
+from mainspring.serving.policy import Policy
+from mainspring.serving.runtime import ModelRuntime
+
+logger = logging.getLogger("mainspring.serving.decisions")
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+class DecisionSink(Protocol):
+    """Where decisions go once made: the decision log (``mainspring.audit.DecisionLog``)."""
+
+    def append(self, decision: Decision) -> Any: ...
+
+    async def append_async(self, decision: Decision) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRequest:
+    """What a caller asks: entity keys, request context, an optional request id and arm."""
+
+    entity: Mapping[str, Any]
+    context: Mapping[str, Any] = field(default_factory=dict)
+    request_id: str | None = None
+    arm: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> DecisionRequest:
+        if not isinstance(data, Mapping):
+            raise InvalidInputError("the body must be a JSON object", field="body")
+        unknown = sorted(set(data) - {"entity", "context", "request_id", "arm"})
+        if unknown:
+            raise InvalidInputError(
+                f"{unknown[0]!r} is not a field of a decision request; use entity, context, "
+                "request_id, arm",
+                field=unknown[0],
+            )
+        entity = data.get("entity", {})
+        context = data.get("context", {})
+        for name, value in (("entity", entity), ("context", context)):
+            if not isinstance(value, Mapping):
+                raise InvalidInputError(f"{name} must be an object", field=name)
+            for key, item in value.items():
+                if not isinstance(item, _SCALARS):
+                    raise InvalidInputError(
+                        f"{name}.{key} must be a string, number, boolean or null, "
+                        f"not {type(item).__name__}",
+                        field=f"{name}.{key}",
+                    )
+                if isinstance(item, float) and not math.isfinite(item):
+                    raise InvalidInputError(f"{name}.{key} must be finite", field=f"{name}.{key}")
+        for name in ("request_id", "arm"):
+            value = data.get(name)
+            if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 128):
+                raise InvalidInputError(f"{name} must be a string of 1-128 characters", field=name)
+        return cls(dict(entity), dict(context), data.get("request_id"), data.get("arm"))
+
+
+@dataclass(slots=True)
+class Explaining:
+    """A model version's explainer and its reason codes, built once."""
+
+    explainer: Any
+    codes: Any
+
+
+@dataclass(slots=True)
+class Plan:
+    """What a deployment revision needs per decision, worked out once."""
+
+    deployment: Deployment
+    policy: Policy
+    policy_version: str
+    #: join keys of the feature service and whether each is an integer
+    keys: tuple[tuple[str, bool], ...]
+    #: feature column -> (view name, view version)
+    columns: dict[str, tuple[str, int]]
+    #: the feature service, or None when the context supplies every model input
+    features: str | None
+    explaining: dict[tuple[str, str], Explaining | None] = field(default_factory=dict)
+
+
+def _check_key(plan: Plan, entity: Mapping[str, Any]) -> None:
+    names = [k for k, _ in plan.keys]
+    missing = [k for k in names if k not in entity]
+    if missing:
+        raise InvalidInputError(
+            f"entity.{missing[0]} is missing; deployment {plan.deployment.name!r} needs entity "
+            f"keys: {', '.join(names)}",
+            field=f"entity.{missing[0]}",
+        )
+    extra = sorted(set(entity) - set(names))
+    if extra:
+        raise InvalidInputError(
+            f"entity.{extra[0]} is not a key of the feature service {plan.features!r}; keys: "
+            f"{', '.join(names)}",
+            field=f"entity.{extra[0]}",
+        )
+    for key, integer in plan.keys:
+        value = entity[key]
+        ok = (type(value) is int) if integer else isinstance(value, str)
+        if not ok:
+            raise InvalidInputError(
+                f"entity.{key} must be {'an integer' if integer else 'a string'}, not "
+                f"{type(value).__name__} {value!r}",
+                field=f"entity.{key}",
+            )
+
+
+def _number(value: Any) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    raise TypeError(type(value).__name__)
+
+
+class DecisionService:
+    """Decisions for the deployments of a data plane that carry a policy."""
+
+    def __init__(
+        self,
+        plane: DataPlane,
+        log: DecisionSink,
+        features: FeatureStore | None = None,
+    ) -> None:
+        self.plane = plane
+        self.log = log
+        self.features = features
+        self._plans: dict[str, Plan] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ plans
+
+    def plan(self, name: str) -> Plan:
+        """The plan of deployment ``name`` at its current revision (cached)."""
+        deployment = self.plane.deployment(name)
+        cached = self._plans.get(name)
+        if cached is not None and cached.deployment.revision == deployment.revision:
+            return cached
+        if deployment.policy is None:
+            raise InvalidInputError(
+                f"deployment {name!r} has no decision policy; give it one (PUT "
+                "/v1/deployments/{name} with a policy) or call it over the inference protocol",
+                field="deployment",
+            )
+        keys: tuple[tuple[str, bool], ...] = ()
+        columns: dict[str, tuple[str, int]] = {}
+        if deployment.features is not None:
+            if self.features is None:
+                raise NotFoundError(
+                    "feature store", deployment.features, "this server has no feature store"
+                )
+            selection = self.features.selection(deployment.features)
+            seen: dict[str, bool] = {}
+            for part in selection.parts:
+                for key, integer in part.keys:
+                    seen[key] = integer
+                for column in part.columns:
+                    columns[column] = (part.view.name, part.version)
+            keys = tuple(seen.items())
+        policy = deployment.policy
+        plan = Plan(
+            deployment=deployment,
+            policy=policy,
+            policy_version=f"{name}@{deployment.revision}:{policy.digest}",
+            keys=keys,
+            columns=columns,
+            features=deployment.features,
+        )
+        for arm in deployment.arms:  # build the explainers now, not on the first decision
+            self._explaining(plan, self.plane.runtime_for(deployment, arm.name))
+        with self._lock:
+            self._plans[name] = plan
+        return plan
+
+    def _explaining(self, plan: Plan, runtime: ModelRuntime) -> Explaining | None:
+        key = (runtime.name, runtime.version)
+        if key in plan.explaining:
+            return plan.explaining[key]
+        explaining = None
+        if plan.policy.explain and runtime.flavor in ("lightgbm", "xgboost"):
+            try:
+                from mainspring.explain import ReasonCodes, explainer_for  # type: ignore[import-not-found]
+
+                explainer = explainer_for(runtime.loaded.model.native, runtime.feature_names)
+                explainer.warm()
+                codes = ReasonCodes.from_mapping(plan.policy.reason_codes)
+                explaining = Explaining(explainer, codes)
+            except (ImportError, MainspringError) as exc:
+                logger.warning("no explanations for %s/%s: %s", runtime.name, runtime.version, exc)
+        plan.explaining[key] = explaining
+        return explaining
+
+    # ------------------------------------------------------------------ deciding
+
+    def decide(self, name: str, request: DecisionRequest) -> Decision:
+        """Decide, log durably, return the logged decision."""
+        decision = self.make(name, request)
+        self.log.append(decision)
+        return decision
+
+    async def decide_async(self, name: str, request: DecisionRequest) -> Decision:
+        """:meth:`decide` for the event loop: waits for the log's group commit without blocking."""
+        decision = self.make(name, request)
+        await self.log.append_async(decision)
+        return decision
+
+    def make(self, name: str, request: DecisionRequest, *, at: datetime | None = None) -> Decision:
+        """The decision for ``request``, not yet logged."""
+        started = time.perf_counter()
+        at = at or utcnow()
+        plan = self.plan(name)
+        policy, deployment = plan.policy, plan.deployment
+        if plan.keys:
+            _check_key(plan, request.entity)
+        facts: dict[str, Any] = {"context": request.context, "entity": request.entity}
+        base = Decision(
+            id=new_id(),
+            deployment=name,
+            at=at,
+            decision="",
+            policy=plan.policy_version,
+            entity=dict(request.entity),
+            context=dict(request.context),
+            request_id=request.request_id,
+        )
+        rule = policy.first_rule("before", facts)
+        if rule is not None and rule.decision is not None:
+            return replace(
+                base, decision=rule.decision, review_required=rule.review,
+                rule=f"before:{rule.name}", latency_ms=(time.perf_counter() - started) * 1000,
+            )  # fmt: skip
+        flagged = rule is not None  # a before rule that only asks for review
+        values, as_of, found = self._features(plan, request)
+        if not found and plan.keys:
+            if policy.unknown_entity == "refuse":
+                raise NotFoundError(
+                    "entity", str(dict(request.entity)),
+                    f"no feature view of {plan.features!r} has it (the policy refuses unknown "
+                    "entities; set unknown_entity: defaults to decide with default values)",
+                )  # fmt: skip
+            for column, value in policy.defaults.items():
+                if values.get(column) is None:
+                    values[column] = value
+        key = None
+        if plan.keys:
+            key = "|".join(str(request.entity[k]) for k, _ in plan.keys)
+        arm = deployment.arm(request.arm) if request.arm else deployment.choose(key)
+        runtime = self.plane.runtime_for(deployment, arm.name)
+        row, inputs = self._inputs(plan, runtime, request.context, values, as_of)
+        feature_views = dict(plan.columns.values())
+        if not policy.model_enabled:
+            return self._fallback(plan, base, inputs, feature_views, started, "model disabled")
+        try:
+            scores = runtime.predict_matrix(row)
+        except MainspringError:
+            raise
+        except Exception as exc:  # the model failed: the policy's fallback answers
+            logger.exception("model %s/%s failed", runtime.name, runtime.version)
+            return self._fallback(
+                plan, base, inputs, feature_views, started, f"model failed: {exc}"
+            )
+        outputs = runtime.output_names
+        position = outputs.index(policy.output) if policy.output in outputs else 0
+        score = float(scores[0, position])
+        raw = float(scores[0, 0]) if scores.shape[1] == 1 else score
+        probability = outputs[position] == "probability" or runtime.output_names[0] == "probability"
+        confidence = max(score, 1.0 - score) if probability and 0.0 <= score <= 1.0 else None
+        attributions: dict[str, float] = {}
+        reasons: tuple[Reason, ...] = ()
+        base_value = None
+        explaining = self._explaining(plan, runtime)
+        if explaining is not None:
+            contributions = explaining.explainer.explain_row(row[0])
+            names = runtime.feature_names
+            attributions = dict(zip(names, contributions.tolist(), strict=True))
+            base_value = float(explaining.explainer.expected_value)
+            if policy.top_k:
+                reasons = tuple(
+                    explaining.codes.top(
+                        names, contributions, row[0].tolist(), k=policy.top_k, toward=policy.toward
+                    )
+                )
+        decision = policy.band(score)
+        review = flagged or policy.in_review_band(score)
+        decided_by = "thresholds"
+        facts["features"] = values
+        facts["score"] = score
+        after = policy.first_rule("after", facts)
+        if after is not None:
+            decision = after.decision or decision
+            review = review or after.review
+            decided_by = f"after:{after.name}"
+        elif rule is not None:
+            decided_by = f"thresholds (before:{rule.name} asked for review)"
+        shadows = {}
+        for shadow in deployment.mirrored(key):
+            try:
+                shadow_runtime = self.plane.runtime_for(deployment, shadow.name)
+                shadow_row, _ = self._inputs(plan, shadow_runtime, request.context, values, as_of)
+                shadows[shadow.name] = float(shadow_runtime.predict_matrix(shadow_row)[0, 0])
+            except Exception as exc:  # a shadow never affects the answer
+                logger.warning("shadow arm %s of %s failed: %s", shadow.name, name, exc)
+        return replace(
+            base,
+            decision=decision,
+            features=inputs,
+            feature_views=feature_views,
+            model=runtime.name,
+            version=int(runtime.version),
+            digest=runtime.loaded.version.digest,
+            arm=arm.name,
+            raw=raw,
+            score=score,
+            confidence=confidence,
+            review_required=review,
+            rule=decided_by,
+            reasons=reasons,
+            attributions=attributions,
+            base_value=base_value,
+            shadows=shadows,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def _fallback(
+        self,
+        plan: Plan,
+        base: Decision,
+        inputs: tuple[FeatureValue, ...],
+        feature_views: dict[str, int],
+        started: float,
+        why: str,
+    ) -> Decision:
+        return replace(
+            base,
+            decision=plan.policy.fallback,
+            review_required=plan.policy.fallback_review,
+            rule=f"fallback: {why}",
+            features=inputs,
+            feature_views=feature_views,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def _features(
+        self, plan: Plan, request: DecisionRequest
+    ) -> tuple[dict[str, Any], dict[str, datetime | None], bool]:
+        if plan.features is None or self.features is None:
+            return {}, {}, True
+        online = self.features.get_online_features(plan.features, [request.entity])
+        values = {column: column_values[0] for column, column_values in online.values.items()}
+        times = {
+            view: (datetime.fromtimestamp(t[0] / 1e6, UTC) if t[0] is not None else None)
+            for view, t in online.event_micros.items()
+        }
+        as_of = {column: times.get(view) for column, (view, _) in plan.columns.items()}
+        found = any(flags[0] for flags in online.found.values())
+        return values, as_of, found
+
+    def _inputs(
+        self,
+        plan: Plan,
+        runtime: ModelRuntime,
+        context: Mapping[str, Any],
+        values: Mapping[str, Any],
+        as_of: Mapping[str, datetime | None],
+    ) -> tuple[npt.NDArray[np.float64], tuple[FeatureValue, ...]]:
+        """The model's input row in signature order and what was read for it."""
+        row = np.empty((1, len(runtime.feature_names)), dtype=np.float64)
+        seen: list[FeatureValue] = []
+        missing: list[str] = []
+        for i, name in enumerate(runtime.feature_names):
+            if name in values:
+                value = values[name]
+                view = plan.columns.get(name, (None, 0))[0]
+                seen.append(FeatureValue(name, value, as_of.get(name), view))
+            elif name in context:
+                value = context[name]
+                seen.append(FeatureValue(name, value, None, None))
+            else:
+                missing.append(name)
+                continue
+            try:
+                row[0, i] = _number(value)
+            except TypeError:
+                where = f"context.{name}" if name not in values else f"features.{name}"
+                raise InvalidInputError(
+                    f"{where} is {value!r}; model {runtime.name} needs a number", field=where
+                ) from None
+        if missing:
+            raise InvalidInputError(
+                f"context.{missing[0]} is missing: model {runtime.name} needs "
+                f"{', '.join(missing)}, which neither the feature service "
+                f"{plan.features!r} nor the request context gives",
+                field=f"context.{missing[0]}",
+            )
+        runtime.check_finite(row)
+        return row, tuple(seen)

@@ -1,0 +1,399 @@
+"""Decision policies: what a deployment does with a score.
+
+A policy is plain data (JSON or YAML), validated once when the deployment is stored, so a decision
+only compares numbers. In order, a decision:
+
+1. runs the ``before`` rules on the request (entity keys, context): the first that matches decides
+   without the model (a rule may also just flag the decision for review);
+2. scores with the model unless ``model_enabled`` is false or the model is unavailable, in which
+   case ``fallback`` decides;
+3. maps the score to a decision with ``thresholds``: the first band whose ``below`` is above the
+   score wins, the last band (without ``below``) catches the rest;
+4. flags it for human review when the score lies in the ``review`` band;
+5. runs the ``after`` rules, which also see ``score`` and the features, and may change the decision.
+
+A rule's ``if`` maps a path (``context.age``, ``entity.customer``, ``features.income``, ``score``)
+to conditions (``<``, ``<=``, ``>``, ``>=``, ``==``, ``!=``, ``in``, ``not_in``, ``missing``); all
+must hold.
+
+>>> policy = Policy.from_dict({
+...     "thresholds": [{"below": 0.3, "decision": "approve"}, {"decision": "decline"}],
+...     "review": {"low": 0.25, "high": 0.4},
+...     "rules": {"before": [{"name": "minor", "if": {"context.age": {"<": 18}},
+...                           "decision": "decline"}]}})
+>>> policy.band(0.1), policy.band(0.35), policy.in_review_band(0.35)
+('approve', 'decline', True)
+>>> rule = policy.first_rule("before", {"context": {"age": 16}})
+>>> rule.name, rule.decision
+('minor', 'decline')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mainspring.errors import InvalidInputError
+
+#: How an unknown entity (no row in any view) is handled.
+UNKNOWN_ENTITY = ("refuse", "defaults")
+STAGES = ("before", "after")
+_PATH_ROOTS = {"before": ("context", "entity"), "after": ("context", "entity", "features", "score")}
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _compare(op: str) -> Callable[[Any, Any], bool]:
+    def ordered(test: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+        def run(a: Any, b: Any) -> bool:
+            if _missing(a):
+                return False
+            try:
+                return bool(test(a, b))
+            except TypeError:
+                return False
+
+        return run
+
+    table: dict[str, Callable[[Any, Any], bool]] = {
+        "<": ordered(lambda a, b: a < b),
+        "<=": ordered(lambda a, b: a <= b),
+        ">": ordered(lambda a, b: a > b),
+        ">=": ordered(lambda a, b: a >= b),
+        "==": lambda a, b: a == b,
+        "!=": lambda a, b: a != b,
+        "in": lambda a, b: a in b,
+        "not_in": lambda a, b: a not in b,
+        "missing": lambda a, b: _missing(a) == bool(b),
+    }
+    return table[op]
+
+
+OPERATORS = ("<", "<=", ">", ">=", "==", "!=", "in", "not_in", "missing")
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """``path op value``, e.g. ``context.age < 18``."""
+
+    path: tuple[str, ...]
+    op: str
+    value: Any
+    test: Callable[[Any, Any], bool] = field(repr=False, compare=False)
+
+    def holds(self, facts: Mapping[str, Any]) -> bool:
+        current: Any = facts
+        for part in self.path:
+            if not isinstance(current, Mapping) or part not in current:
+                current = None
+                break
+            current = current[part]
+        return self.test(current, self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A named business rule: when every condition holds, it decides (and/or flags review)."""
+
+    name: str
+    conditions: tuple[Condition, ...]
+    decision: str | None
+    review: bool
+
+    def matches(self, facts: Mapping[str, Any]) -> bool:
+        return all(c.holds(facts) for c in self.conditions)
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    below: float | None
+    decision: str
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A validated decision policy (see the module docstring for the fields)."""
+
+    thresholds: tuple[Band, ...]
+    review_low: float | None = None
+    review_high: float | None = None
+    before: tuple[Rule, ...] = ()
+    after: tuple[Rule, ...] = ()
+    fallback: str = "review"
+    fallback_review: bool = True
+    model_enabled: bool = True
+    output: str | None = None
+    unknown_entity: str = "refuse"
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    top_k: int = 5
+    toward: str = "up"
+    reason_codes: Mapping[str, Any] = field(default_factory=dict)
+    explain: bool = True
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def digest(self) -> str:
+        """A short hash of the policy's definition: part of the logged policy version."""
+        body = json.dumps(self.raw, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(body.encode()).hexdigest()[:12]
+
+    def band(self, score: float) -> str:
+        for band in self.thresholds:
+            if band.below is None or score < band.below:
+                return band.decision
+        return self.thresholds[-1].decision
+
+    def in_review_band(self, score: float) -> bool:
+        if self.review_low is None or self.review_high is None:
+            return False
+        return self.review_low <= score <= self.review_high
+
+    def first_rule(self, stage: str, facts: Mapping[str, Any]) -> Rule | None:
+        rules = self.before if stage == "before" else self.after
+        for rule in rules:
+            if rule.matches(facts):
+                return rule
+        return None
+
+    @property
+    def decisions(self) -> frozenset[str]:
+        """Every decision this policy can reach (a reviewer may override to any of them)."""
+        names = {b.decision for b in self.thresholds} | {self.fallback}
+        names |= {r.decision for r in (*self.before, *self.after) if r.decision}
+        return frozenset(names)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.raw)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "policy") -> Policy:
+        if not isinstance(data, Mapping):
+            raise InvalidInputError(f"{where} must be an object", field=where)
+        known = {
+            "thresholds", "review", "rules", "fallback", "model_enabled", "output",
+            "unknown_entity", "defaults", "explain",
+        }  # fmt: skip
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidInputError(
+                f"{where}.{unknown[0]} is not a policy field; use: {', '.join(sorted(known))}",
+                field=f"{where}.{unknown[0]}",
+            )
+        thresholds = _thresholds(data.get("thresholds"), f"{where}.thresholds")
+        low, high = _review(data.get("review"), f"{where}.review")
+        rules = data.get("rules") or {}
+        if not isinstance(rules, Mapping) or set(rules) - set(STAGES):
+            raise InvalidInputError(
+                f"{where}.rules must be an object with 'before' and/or 'after' lists",
+                field=f"{where}.rules",
+            )
+        fallback, fallback_review = _fallback(data.get("fallback"), f"{where}.fallback")
+        unknown_entity = data.get("unknown_entity", "refuse")
+        if unknown_entity not in UNKNOWN_ENTITY:
+            raise InvalidInputError(
+                f"{where}.unknown_entity must be one of {', '.join(UNKNOWN_ENTITY)}",
+                field=f"{where}.unknown_entity",
+            )
+        defaults = data.get("defaults") or {}
+        if not isinstance(defaults, Mapping) or not all(isinstance(k, str) for k in defaults):
+            raise InvalidInputError(
+                f"{where}.defaults must map feature names to values", field=f"{where}.defaults"
+            )
+        explain = _explain(data.get("explain"), f"{where}.explain")
+        return cls(
+            thresholds=thresholds,
+            review_low=low,
+            review_high=high,
+            before=_rules(rules.get("before"), "before", f"{where}.rules.before"),
+            after=_rules(rules.get("after"), "after", f"{where}.rules.after"),
+            fallback=fallback,
+            fallback_review=fallback_review,
+            model_enabled=_bool(data.get("model_enabled", True), f"{where}.model_enabled"),
+            output=_optional_str(data.get("output"), f"{where}.output"),
+            unknown_entity=unknown_entity,
+            defaults=dict(defaults),
+            raw=json.loads(json.dumps(data, default=str)),
+            **explain,
+        )
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{where} must be true or false", field=where)
+    return value
+
+
+def _optional_str(value: Any, where: str) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise InvalidInputError(f"{where} must be a non-empty string", field=where)
+    return value
+
+
+def _decision(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError(f"{where} must be a non-empty string", field=where)
+    return value
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInputError(f"{where} must be a finite number", field=where)
+    return float(value)
+
+
+def _thresholds(value: Any, where: str) -> tuple[Band, ...]:
+    if not isinstance(value, Sequence) or isinstance(value, str) or not value:
+        raise InvalidInputError(
+            f"{where} must be a non-empty list of bands like "
+            '{"below": 0.3, "decision": "approve"}, the last without "below"',
+            field=where,
+        )
+    bands: list[Band] = []
+    for i, item in enumerate(value):
+        at = f"{where}[{i}]"
+        if not isinstance(item, Mapping):
+            raise InvalidInputError(f"{at} must be an object", field=at)
+        extra = sorted(set(item) - {"below", "decision"})
+        if extra:
+            bad = f"{at}.{extra[0]}"
+            raise InvalidInputError(f"{bad} is not a band field; use below, decision", field=bad)
+        decision = _decision(item.get("decision"), f"{at}.decision")
+        last = i == len(value) - 1
+        if last:
+            if item.get("below") is not None:
+                raise InvalidInputError(
+                    f"{at} is the last band and catches every other score: drop its 'below'",
+                    field=f"{at}.below",
+                )
+            bands.append(Band(None, decision))
+            continue
+        below = _number(item.get("below"), f"{at}.below")
+        if bands and bands[-1].below is not None and below <= bands[-1].below:
+            raise InvalidInputError(
+                f"{at}.below must be above the band before", field=f"{at}.below"
+            )
+        bands.append(Band(below, decision))
+    return tuple(bands)
+
+
+def _review(value: Any, where: str) -> tuple[float | None, float | None]:
+    if value is None:
+        return None, None
+    if not isinstance(value, Mapping) or set(value) != {"low", "high"}:
+        raise InvalidInputError(f'{where} must be {{"low": number, "high": number}}', field=where)
+    low, high = _number(value["low"], f"{where}.low"), _number(value["high"], f"{where}.high")
+    if low > high:
+        raise InvalidInputError(f"{where}.low must not be above {where}.high", field=f"{where}.low")
+    return low, high
+
+
+def _fallback(value: Any, where: str) -> tuple[str, bool]:
+    if value is None:
+        return "review", True
+    if not isinstance(value, Mapping) or set(value) - {"decision", "review"}:
+        raise InvalidInputError(
+            f'{where} must be {{"decision": "...", "review": true|false}}', field=where
+        )
+    return (
+        _decision(value.get("decision"), f"{where}.decision"),
+        _bool(value.get("review", True), f"{where}.review"),
+    )
+
+
+def _explain(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or set(value) - {"enabled", "top_k", "toward", "codes"}:
+        raise InvalidInputError(
+            f"{where} must be an object with enabled, top_k, toward and/or codes", field=where
+        )
+    top_k = value.get("top_k", 5)
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 0 <= top_k <= 100:
+        raise InvalidInputError(
+            f"{where}.top_k must be an integer from 0 to 100", field=f"{where}.top_k"
+        )
+    toward = value.get("toward", "up")
+    if toward not in ("up", "down", "both"):
+        raise InvalidInputError(f"{where}.toward must be up, down or both", field=f"{where}.toward")
+    codes = value.get("codes") or {}
+    if not isinstance(codes, Mapping):
+        raise InvalidInputError(f"{where}.codes must be an object", field=f"{where}.codes")
+    return {
+        "explain": _bool(value.get("enabled", True), f"{where}.enabled"),
+        "top_k": top_k,
+        "toward": toward,
+        "reason_codes": dict(codes),
+    }
+
+
+def _rules(value: Any, stage: str, where: str) -> tuple[Rule, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise InvalidInputError(f"{where} must be a list of rules", field=where)
+    rules: list[Rule] = []
+    for i, item in enumerate(value):
+        at = f"{where}[{i}]"
+        if not isinstance(item, Mapping):
+            raise InvalidInputError(f"{at} must be an object", field=at)
+        extra = sorted(set(item) - {"name", "if", "decision", "review"})
+        if extra:
+            raise InvalidInputError(
+                f"{at}.{extra[0]} is not a rule field; use name, if, decision, review",
+                field=f"{at}.{extra[0]}",
+            )
+        name = _decision(item.get("name"), f"{at}.name")
+        decision = item.get("decision")
+        if decision is not None:
+            decision = _decision(decision, f"{at}.decision")
+        review = _bool(item.get("review", False), f"{at}.review")
+        if decision is None and not review:
+            raise InvalidInputError(
+                f"{at} must set a decision or review: true", field=f"{at}.decision"
+            )
+        rules.append(Rule(name, _conditions(item.get("if"), stage, f"{at}.if"), decision, review))
+    return tuple(rules)
+
+
+def _conditions(value: Any, stage: str, where: str) -> tuple[Condition, ...]:
+    if not isinstance(value, Mapping) or not value:
+        raise InvalidInputError(
+            f'{where} must map paths to conditions, e.g. {{"context.age": {{"<": 18}}}}',
+            field=where,
+        )
+    roots = _PATH_ROOTS[stage]
+    out: list[Condition] = []
+    for path, tests in value.items():
+        parts = tuple(str(path).split("."))
+        at = f"{where}.{path}"
+        if (
+            parts[0] not in roots
+            or (parts[0] != "score" and len(parts) != 2)
+            or any(not p for p in parts)
+        ):
+            paths = ", ".join(r if r == "score" else f"{r}.NAME" for r in roots)
+            raise InvalidInputError(f"{at}: a {stage} rule can test {paths}", field=at)
+        if not isinstance(tests, Mapping) or not tests:
+            raise InvalidInputError(f'{at} must be an object like {{"<": 18}}', field=at)
+        for op, operand in tests.items():
+            if op not in OPERATORS:
+                raise InvalidInputError(
+                    f"{at}: unknown operator {op!r}; use one of {' '.join(OPERATORS)}",
+                    field=f"{at}.{op}",
+                )
+            if op in ("in", "not_in") and (
+                not isinstance(operand, Sequence) or isinstance(operand, str)
+            ):
+                raise InvalidInputError(f"{at}.{op} needs a list", field=f"{at}.{op}")
+            if op == "missing" and not isinstance(operand, bool):
+                raise InvalidInputError(f"{at}.missing needs true or false", field=f"{at}.missing")
+            if op in ("in", "not_in"):
+                operand = tuple(operand)
+            out.append(Condition(parts, op, operand, _compare(op)))
+    return tuple(out)

@@ -1,0 +1,197 @@
+"""The decision flow over a real feature store, registry, LightGBM model and policy."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from tests.serving.conftest import FEATURES, approve
+
+from mainspring.errors import InvalidInputError, NotFoundError
+from mainspring.features import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource
+from mainspring.records import Decision
+from mainspring.registry import Registry
+from mainspring.serving import DataPlane
+from mainspring.serving.decisions import DecisionRequest, DecisionService
+from mainspring.serving.deployments import Arm, Deployment, DeploymentStore
+from mainspring.serving.policy import Policy
+from mainspring.storage.memory import MemoryBlobStore, MemoryOnlineStore, memory_metadata
+
+pd = pytest.importorskip("pandas")
+
+END = datetime(2026, 11, 1, tzinfo=UTC)
+POLICY = {
+    "thresholds": [{"below": 0.4, "decision": "approve"}, {"decision": "decline"}],
+    "review": {"low": 0.35, "high": 0.45},
+    "rules": {
+        "before": [{"name": "minor", "if": {"context.age": {"<": 18}}, "decision": "decline"}],
+        "after": [{"name": "vip", "if": {"context.segment": {"==": "vip"}}, "decision": "approve"}],
+    },
+    "fallback": {"decision": "refer", "review": True},
+    "unknown_entity": "refuse",
+    "explain": {"top_k": 2, "codes": {"debt_ratio": {"up": {"code": "D1", "text": "high debt"}}}},
+}
+
+
+class Collected:
+    """A decision sink that keeps what it is given (the decision log's interface)."""
+
+    def __init__(self) -> None:
+        self.decisions: list[Decision] = []
+
+    def append(self, decision: Decision) -> None:
+        self.decisions.append(decision)
+
+    async def append_async(self, decision: Decision) -> None:
+        self.decisions.append(decision)
+
+
+customer = Entity("customer", {"customer_id": "int64"})
+profile = FeatureView(
+    "profile",
+    customer,
+    [Field("income"), Field("age"), Field("debt_ratio")],
+    FileSource("profile.parquet"),
+    ttl=timedelta(days=30),
+)
+
+
+@pytest.fixture
+def features(tmp_path: Path) -> FeatureStore:
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(rng.normal(size=(50, 3)), columns=FEATURES)
+    frame.insert(0, "customer_id", np.arange(50, dtype=np.int64))
+    frame.insert(1, "event_timestamp", pd.Timestamp(END - timedelta(days=1)))
+    frame.to_parquet(tmp_path / "profile.parquet")
+    store = FeatureStore(memory_metadata(), MemoryOnlineStore(), base_dir=tmp_path)
+    store.apply([customer, profile, FeatureService("scoring", [profile])], actor="alice")
+    store.materialize(end=END)
+    return store
+
+
+def deployment(policy: dict[str, Any] | None = POLICY, **extra: Any) -> Deployment:
+    arms = (Arm("main", "credit", "champion"), Arm("next", "credit", "2", "shadow", 100.0))
+    return Deployment(
+        "credit-decisions", arms, features="scoring",
+        policy=Policy.from_dict(policy) if policy else None, **extra,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def service(features: FeatureStore, models: tuple[object, object]) -> Iterator[DecisionService]:
+    metadata = memory_metadata()
+    registry = Registry(metadata, MemoryBlobStore())
+    registry.register("credit", models[0], actor="alice")
+    registry.register("credit", models[1], actor="alice")
+    approve(registry, "credit", 1)
+    registry.set_alias("credit", "champion", 1, actor="alice")
+    store = DeploymentStore(metadata)
+    store.put(deployment(), actor="alice")
+    plane = DataPlane(registry, deployments=store)
+    plane.start()
+    yield DecisionService(plane, Collected(), features)
+    plane.close()
+
+
+def decide(service: DecisionService, **request: Any) -> Decision:
+    return service.decide("credit-decisions", DecisionRequest.from_dict(request))
+
+
+def test_a_decision_carries_features_model_score_reasons_and_is_logged(
+    service: DecisionService, features: FeatureStore
+) -> None:
+    d = decide(service, entity={"customer_id": 7}, request_id="r-1")
+    online = features.get_online_features("scoring", [{"customer_id": 7}])
+    assert [f.name for f in d.features] == FEATURES
+    assert [f.value for f in d.features] == [online.values[n][0] for n in FEATURES]
+    assert all(f.view == "profile" and f.as_of == END - timedelta(days=1) for f in d.features)
+    assert d.feature_views == {"profile": 1}
+    assert (d.model, d.version, d.arm) == ("credit", 1, "main")
+    loaded = service.plane.runtime_for(service.plan("credit-decisions").deployment, "main")
+    row = np.array([[online.values[n][0] for n in FEATURES]])
+    assert d.score == float(loaded.predict_matrix(row)[0, 0])  # bit for bit
+    assert d.digest == loaded.loaded.version.digest
+    assert d.decision == ("approve" if d.score < 0.4 else "decline")
+    assert d.review_required == (0.35 <= d.score <= 0.45)
+    assert d.confidence == max(d.score, 1 - d.score)
+    assert d.rule == "thresholds" and d.request_id == "r-1"
+    assert set(d.shadows) == {"next"}  # the shadow scored a copy; its answer is only logged
+    assert d.policy.startswith("credit-decisions@1:")
+    assert service.log.decisions == [d]  # type: ignore[attr-defined]
+
+
+def test_rules_before_the_model_and_after_it(service: DecisionService) -> None:
+    minor = decide(service, entity={"customer_id": 1}, context={"age": 16})
+    assert (minor.decision, minor.rule, minor.model, minor.features) == (
+        "decline", "before:minor", None, ()
+    )  # fmt: skip
+    vip = decide(service, entity={"customer_id": 1}, context={"segment": "vip"})
+    assert (vip.decision, vip.rule, vip.model) == ("approve", "after:vip", "credit")
+
+
+def test_disabled_model_falls_back(service: DecisionService) -> None:
+    store = service.plane.deployments
+    assert store is not None
+    store.put(deployment({**POLICY, "model_enabled": False}), actor="alice")
+    service.plane.sync()
+    d = decide(service, entity={"customer_id": 3})
+    assert (d.decision, d.review_required, d.model) == ("refer", True, None)
+    assert d.rule == "fallback: model disabled"
+    assert d.policy.startswith("credit-decisions@2:")
+
+
+def test_unknown_entity_is_refused_or_filled_with_defaults(service: DecisionService) -> None:
+    with pytest.raises(NotFoundError, match="unknown_entity"):
+        decide(service, entity={"customer_id": 999})
+    store = service.plane.deployments
+    assert store is not None
+    defaults = {"income": 0.0, "age": 0.0, "debt_ratio": 0.5}
+    store.put(deployment({**POLICY, "unknown_entity": "defaults", "defaults": defaults}),
+              actor="alice")  # fmt: skip
+    service.plane.sync()
+    d = decide(service, entity={"customer_id": 999})
+    assert [f.value for f in d.features] == [0.0, 0.0, 0.5]
+    assert all(f.as_of is None for f in d.features)
+
+
+@pytest.mark.parametrize(
+    ("request_body", "field"),
+    [
+        ({"entity": {}}, "entity.customer_id"),
+        ({"entity": {"customer_id": "7"}}, "entity.customer_id"),
+        ({"entity": {"customer_id": 7, "other": 1}}, "entity.other"),
+        ({"entity": {"customer_id": 7}, "context": {"x": [1]}}, "context.x"),
+        ({"entity": {"customer_id": 7}, "surprise": 1}, "surprise"),
+        ({"entity": [7]}, "entity"),
+        ({"entity": {"customer_id": 7}, "arm": 5}, "arm"),
+    ],
+)
+def test_bad_requests_name_the_field(
+    service: DecisionService, request_body: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        decide(service, **request_body)
+    assert caught.value.field == field
+    assert service.log.decisions == []  # type: ignore[attr-defined]
+
+
+def test_a_deployment_without_policy_does_not_decide(service: DecisionService) -> None:
+    store = service.plane.deployments
+    assert store is not None
+    store.put(deployment(None), actor="alice")
+    service.plane.sync()
+    with pytest.raises(InvalidInputError, match="no decision policy"):
+        decide(service, entity={"customer_id": 7})
+
+
+def test_sticky_arms_by_entity_and_async_path(service: DecisionService) -> None:
+    first = asyncio.run(
+        service.decide_async("credit-decisions", DecisionRequest({"customer_id": 8}))
+    )
+    again = decide(service, entity={"customer_id": 8})
+    assert first.arm == again.arm and first.score == again.score and first.id != again.id
