@@ -3,99 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
-from tests.serving.conftest import FEATURES, approve
+from tests.serving.conftest import END, FEATURES, POLICY, deployment
 
 from mainspring.errors import InvalidInputError, NotFoundError
-from mainspring.features import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource
+from mainspring.features import FeatureStore
 from mainspring.records import Decision
-from mainspring.registry import Registry
-from mainspring.serving import DataPlane
 from mainspring.serving.decisions import DecisionRequest, DecisionService
-from mainspring.serving.deployments import Arm, Deployment, DeploymentStore
-from mainspring.serving.policy import Policy
-from mainspring.storage.memory import MemoryBlobStore, MemoryOnlineStore, memory_metadata
-
-pd = pytest.importorskip("pandas")
-
-END = datetime(2026, 11, 1, tzinfo=UTC)
-POLICY = {
-    "thresholds": [{"below": 0.4, "decision": "approve"}, {"decision": "decline"}],
-    "review": {"low": 0.35, "high": 0.45},
-    "rules": {
-        "before": [{"name": "minor", "if": {"context.age": {"<": 18}}, "decision": "decline"}],
-        "after": [{"name": "vip", "if": {"context.segment": {"==": "vip"}}, "decision": "approve"}],
-    },
-    "fallback": {"decision": "refer", "review": True},
-    "unknown_entity": "refuse",
-    "explain": {"top_k": 2, "codes": {"debt_ratio": {"up": {"code": "D1", "text": "high debt"}}}},
-}
-
-
-class Collected:
-    """A decision sink that keeps what it is given (the decision log's interface)."""
-
-    def __init__(self) -> None:
-        self.decisions: list[Decision] = []
-
-    def append(self, decision: Decision) -> None:
-        self.decisions.append(decision)
-
-    async def append_async(self, decision: Decision) -> None:
-        self.decisions.append(decision)
-
-
-customer = Entity("customer", {"customer_id": "int64"})
-profile = FeatureView(
-    "profile",
-    customer,
-    [Field("income"), Field("age"), Field("debt_ratio")],
-    FileSource("profile.parquet"),
-    ttl=timedelta(days=30),
-)
-
-
-@pytest.fixture
-def features(tmp_path: Path) -> FeatureStore:
-    rng = np.random.default_rng(5)
-    frame = pd.DataFrame(rng.normal(size=(50, 3)), columns=FEATURES)
-    frame.insert(0, "customer_id", np.arange(50, dtype=np.int64))
-    frame.insert(1, "event_timestamp", pd.Timestamp(END - timedelta(days=1)))
-    frame.to_parquet(tmp_path / "profile.parquet")
-    store = FeatureStore(memory_metadata(), MemoryOnlineStore(), base_dir=tmp_path)
-    store.apply([customer, profile, FeatureService("scoring", [profile])], actor="alice")
-    store.materialize(end=END)
-    return store
-
-
-def deployment(policy: dict[str, Any] | None = POLICY, **extra: Any) -> Deployment:
-    arms = (Arm("main", "credit", "champion"), Arm("next", "credit", "2", "shadow", 100.0))
-    return Deployment(
-        "credit-decisions", arms, features="scoring",
-        policy=Policy.from_dict(policy) if policy else None, **extra,
-    )  # fmt: skip
-
-
-@pytest.fixture
-def service(features: FeatureStore, models: tuple[object, object]) -> Iterator[DecisionService]:
-    metadata = memory_metadata()
-    registry = Registry(metadata, MemoryBlobStore())
-    registry.register("credit", models[0], actor="alice")
-    registry.register("credit", models[1], actor="alice")
-    approve(registry, "credit", 1)
-    registry.set_alias("credit", "champion", 1, actor="alice")
-    store = DeploymentStore(metadata)
-    store.put(deployment(), actor="alice")
-    plane = DataPlane(registry, deployments=store)
-    plane.start()
-    yield DecisionService(plane, Collected(), features)
-    plane.close()
 
 
 def decide(service: DecisionService, **request: Any) -> Decision:

@@ -35,6 +35,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -54,6 +55,9 @@ from mainspring.serving.inference import (
 from mainspring.serving.metrics import ServingMetrics
 from mainspring.serving.repository import ModelRepository, ServedModel
 from mainspring.serving.runtime import ModelRuntime
+
+if TYPE_CHECKING:
+    from mainspring.serving.decisions import DecisionService
 
 SERVER_NAME = "mainspring"
 shadow_log = logging.getLogger("mainspring.serving.shadow")
@@ -114,6 +118,8 @@ class DataPlane:
         self._ready = False
         self._sync_lock = threading.Lock()
         self._shadows = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mainspring-shadow")
+        #: the decision flow over this plane, when the server makes decisions (set by its builder)
+        self.decisions: DecisionService | None = None
 
     # ------------------------------------------------------------------ health and metadata
 

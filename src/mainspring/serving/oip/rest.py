@@ -22,6 +22,7 @@ from mainspring.errors import ConflictError, InvalidInputError, MainspringError,
 from mainspring.serving.batching import MicroBatcher
 from mainspring.serving.dataplane import DataPlane
 from mainspring.serving.metrics import CONTENT_TYPE
+from mainspring.serving.oip import decide
 from mainspring.serving.oip.codec import HEADER_LENGTH, decode_request, dumps, encode_response
 
 #: Default limit of a request body (64 MiB).
@@ -109,6 +110,7 @@ class OIPRestApp:
             Route("/v2/repository/models/{name:str}/load", h(self.load), methods=["POST"]),
             Route("/v2/repository/models/{name:str}/unload", h(self.unload), methods=["POST"]),
             Route("/metrics", h(self.metrics), methods=["GET"]),
+            *decide.routes(self),
         ]
 
     async def live(self, request: Request) -> Response:
@@ -130,7 +132,7 @@ class OIPRestApp:
         ready = self.plane.model_ready(name, version)
         return json_response({"name": name, "ready": ready}, 200 if ready else 503)
 
-    async def _body(self, request: Request) -> bytes:
+    async def body(self, request: Request) -> bytes:
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media not in _ACCEPTED_TYPES:
             raise WrongContentType(
@@ -156,7 +158,7 @@ class OIPRestApp:
 
     async def infer(self, request: Request) -> Response:
         name, version = request.path_params["name"], request.path_params.get("version")
-        body = await self._body(request)
+        body = await self.body(request)
         header = request.headers.get(HEADER_LENGTH)
         if header is not None and not header.isdigit():
             raise InvalidInputError(

@@ -1,0 +1,87 @@
+"""``POST /v1/decide/{deployment}`` over the REST app, in process."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.testclient import TestClient
+
+from mainspring.serving.decisions import DecisionService
+from mainspring.serving.oip.rest import create_app
+
+URL = "/v1/decide/credit-decisions"
+
+
+@pytest.fixture
+def client(service: DecisionService) -> TestClient:
+    return TestClient(create_app(service.plane, start=False))
+
+
+def test_a_decision_over_http(client: TestClient, service: DecisionService) -> None:
+    response = client.post(URL, json={"entity": {"customer_id": 4}, "request_id": "abc"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    logged = service.log.decisions[-1]  # type: ignore[attr-defined]
+    assert body["decision_id"] == logged.id and body["decision"] == logged.decision
+    assert body["score"] == logged.score and body["request_id"] == "abc"
+    assert (body["model"], body["version"], body["arm"]) == ("credit", 1, "main")
+    assert body["feature_views"] == {"profile": 1}
+    assert set(body) >= {"confidence", "reasons", "review_required", "policy"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        (b"{not json", 422, "body"),
+        (b'{"entity": {"customer_id": "x"}}', 422, "entity.customer_id"),
+        (b'{"entity": {"customer_id": 1}, "context": {"n": {}}}', 422, "context.n"),
+        (b'{"entity": {"customer_id": 123456}}', 404, None),
+        (b"[1, 2]", 422, "body"),
+    ],
+)
+def test_bad_input_is_a_problem_document_naming_the_field(
+    client: TestClient, service: DecisionService, body: bytes, status: int, field: str | None
+) -> None:
+    response = client.post(URL, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == status and problem["detail"]
+    assert problem.get("field") == field
+    assert service.log.decisions == []  # type: ignore[attr-defined]
+
+
+def test_unknown_deployment_and_wrong_content_type(client: TestClient) -> None:
+    assert client.post("/v1/decide/nope", json={"entity": {}}).status_code == 404
+    wrong = client.post(URL, content=b"x", headers={"content-type": "text/plain"})
+    assert wrong.status_code == 415 and wrong.json()["field"] == "content-type"
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner,
+                                                                 max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+BODIES = JSON | st.fixed_dictionaries(
+    {"entity": st.dictionaries(st.sampled_from(["customer_id", "x"]), JSON, max_size=2)},
+    optional={"context": st.dictionaries(st.text(max_size=8), JSON, max_size=3), "arm": JSON},
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(BODIES)
+def test_no_body_gets_a_server_error(client: TestClient, body: Any) -> None:
+
+    response = client.post(
+        URL, content=json.dumps(body), headers={"content-type": "application/json"}
+    )
+    assert response.status_code in (200, 404, 422), response.text
+    if response.status_code != 200:
+        assert response.json()["detail"]
