@@ -257,3 +257,25 @@ def test_list_models_and_versions(registry: Registry, model: lgb.LGBMClassifier)
     ]
     assert [v.version for v in registry.list_versions("a-model")] == [1, 2]
     assert registry.get("a-model").version == 2
+
+
+def test_deleting_a_version_keeps_its_number_and_says_when(
+    registry: Registry, model: lgb.LGBMClassifier
+) -> None:
+    registry.register("m", model, actor="ann")
+    registry.register("m", model, actor="ann", tags={"again": "yes"})
+    registry.set_alias("m", "staging", 2, actor="ann")
+    with pytest.raises(ConflictError, match="@staging"):
+        registry.delete_version("m", 2, actor="ann", reason="old")
+    registry.delete_alias("m", "staging", actor="ann")
+    registry.delete_version("m", 2, actor="ann", reason="old")
+    gone = registry.deleted("m", 2)
+    assert gone is not None and gone["actor"] == "ann" and registry.deleted("m", 1) is None
+    with pytest.raises(NotFoundError):
+        registry.get("m/2")
+    assert registry.register("m", model, actor="ann").version == 3  # 2 is never given again
+    assert registry.load("m/1").predict(np.zeros((1, 3))).shape == (1,)  # shared artifact kept
+    registry.delete_version("m", 1, actor="ann", reason="old")
+    registry.delete_version("m", 3, actor="ann", reason="old")
+    assert list(registry.blobs.list()) == []
+    assert registry.verify().ok

@@ -40,7 +40,7 @@ def test_a_decision_carries_features_model_score_reasons_and_is_logged(
     assert d.rule == "thresholds" and d.request_id == "r-1"
     assert set(d.shadows) == {"next"}  # the shadow scored a copy; its answer is only logged
     assert d.policy.startswith("credit-decisions@1:")
-    assert service.log.decisions == [d]  # type: ignore[attr-defined]
+    assert service.log.decisions == [d]
 
 
 def test_rules_before_the_model_and_after_it(service: DecisionService) -> None:
@@ -95,7 +95,7 @@ def test_bad_requests_name_the_field(
     with pytest.raises(InvalidInputError) as caught:
         decide(service, **request_body)
     assert caught.value.field == field
-    assert service.log.decisions == []  # type: ignore[attr-defined]
+    assert service.log.decisions == []
 
 
 def test_a_deployment_without_policy_does_not_decide(service: DecisionService) -> None:

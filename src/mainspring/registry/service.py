@@ -29,6 +29,7 @@ from mainspring.errors import (
     SignatureError,
 )
 from mainspring.records import (
+    JSON,
     ApprovalState,
     ChainEntry,
     Lineage,
@@ -54,7 +55,14 @@ from mainspring.registry.validation import (
 )
 from mainspring.storage.base import BlobStore, MetadataStore
 from mainspring.storage.chain import HashChain, Verification
-from mainspring.storage.schema import alias_moves, aliases, approvals, model_versions, models
+from mainspring.storage.schema import (
+    alias_moves,
+    aliases,
+    approvals,
+    model_versions,
+    model_versions_deleted,
+    models,
+)
 
 #: The alias that serving answers with; it may only point at an approved version.
 CHAMPION = "champion"
@@ -140,14 +148,7 @@ class Registry:
         now = utcnow()
         with self.store.write() as conn:
             model_id = self._model_id(conn, name, create_as=actor, description=description)
-            number = (
-                conn.execute(
-                    select(func.max(model_versions.c.version)).where(
-                        model_versions.c.model_id == model_id
-                    )
-                ).scalar()
-                or 0
-            ) + 1
+            number = self._next_number(conn, model_id, name)
             row = {
                 "id": new_id(),
                 "model_id": model_id,
@@ -280,6 +281,18 @@ class Registry:
         if latest is None:
             raise NotFoundError("model", ref.name, "it has no versions")
         return model_id, int(latest)
+
+    def _next_number(self, conn: Connection, model_id: str, name: str) -> int:
+        """The next version number: numbers of deleted versions are never given again."""
+        latest = conn.execute(
+            select(func.max(model_versions.c.version)).where(model_versions.c.model_id == model_id)
+        ).scalar()
+        deleted = conn.execute(
+            select(func.max(model_versions_deleted.c.version)).where(
+                model_versions_deleted.c.model_id == model_id
+            )
+        ).scalar()
+        return max(int(latest or 0), int(deleted or 0)) + 1
 
     def _version(self, conn: Connection, name: str, number: int) -> ModelVersion:
         row = conn.execute(
@@ -452,6 +465,56 @@ class Registry:
                 actor=actor,
                 reason=reason,
             )
+
+    def delete_version(self, name: str, version: int, *, actor: str, reason: str) -> None:
+        """Delete a version no alias points at: its record, approvals and (unless another version
+        shares it) its artifact. The deletion is recorded in the history; the number is never
+        given again, so a logged decision can never silently name another model."""
+        reason = require_reason(reason, "deleting a version")
+        with self.store.write() as conn:
+            model_id = self._model_id(conn, name)
+            current = self._version(conn, name, version)
+            held = sorted(a for a, v in alias_map(conn, model_id).items() if v == version)
+            if held:
+                raise ConflictError(
+                    f"{name}/{version} is {', '.join('@' + a for a in held)}; move or delete "
+                    "those aliases first"
+                )
+            row = conn.execute(
+                select(model_versions.c.id, model_versions.c.artifact_key).where(
+                    model_versions.c.model_id == model_id, model_versions.c.version == version
+                )
+            ).one()
+            conn.execute(approvals.delete().where(approvals.c.version_id == row.id))
+            conn.execute(model_versions.delete().where(model_versions.c.id == row.id))
+            conn.execute(
+                model_versions_deleted.insert().values(
+                    model_id=model_id, version=version, digest=current.digest, at=utcnow(),
+                    actor=actor, reason=reason,
+                )
+            )  # fmt: skip
+            shared = conn.execute(
+                select(func.count()).where(model_versions.c.artifact_key == row.artifact_key)
+            ).scalar_one()
+            self.history_log.append(
+                conn, actor=actor, action="version.delete", subject=f"{name}/{version}",
+                reason=reason, details={"digest": current.digest},
+            )  # fmt: skip
+        if not shared:
+            self.blobs.delete(row.artifact_key)
+
+    def deleted(self, name: str, version: int) -> JSON | None:
+        """When, by whom and why ``name/version`` was deleted (None if it never was)."""
+        with self.store.read() as conn:
+            row = conn.execute(
+                select(model_versions_deleted)
+                .join(models, models.c.id == model_versions_deleted.c.model_id)
+                .where(models.c.name == name, model_versions_deleted.c.version == version)
+            ).first()
+        if row is None:
+            return None
+        return {"digest": row.digest, "at": row.at.isoformat(), "actor": row.actor,
+                "reason": row.reason}  # fmt: skip
 
     def rollback(self, name: str, alias: str, *, actor: str, reason: str) -> ModelVersion:
         """Move ``name@alias`` back to the version it pointed at before its current one."""

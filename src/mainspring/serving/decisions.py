@@ -272,7 +272,6 @@ class DecisionService:
                 base, decision=rule.decision, review_required=rule.review,
                 rule=f"before:{rule.name}", latency_ms=(time.perf_counter() - started) * 1000,
             )  # fmt: skip
-        flagged = rule is not None  # a before rule that only asks for review
         values, as_of, found = self._features(plan, request)
         if not found and plan.keys:
             if policy.unknown_entity == "refuse":
@@ -323,18 +322,8 @@ class DecisionService:
                         names, contributions, row[0].tolist(), k=policy.top_k, toward=policy.toward
                     )
                 )
-        decision = policy.band(score)
-        review = flagged or policy.in_review_band(score)
-        decided_by = "thresholds"
         facts["features"] = values
-        facts["score"] = score
-        after = policy.first_rule("after", facts)
-        if after is not None:
-            decision = after.decision or decision
-            review = review or after.review
-            decided_by = f"after:{after.name}"
-        elif rule is not None:
-            decided_by = f"thresholds (before:{rule.name} asked for review)"
+        decision, review, decided_by = policy.conclude(score, facts, rule)
         shadows = {}
         for shadow in deployment.mirrored(key):
             try:

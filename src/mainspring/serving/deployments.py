@@ -330,6 +330,15 @@ class DeploymentStore:
             action="deployment.weights",
         )
 
+    def policy_at(self, name: str, revision: int) -> Policy | None:
+        """The policy deployment ``name`` had at ``revision`` (from the hash-chained history)."""
+        for entry in self.history.entries(subject=f"deployment/{name}"):
+            if entry.details.get("revision") == revision:
+                config = entry.details.get("decision") or {}
+                policy = config.get("policy")
+                return Policy.from_dict(policy) if policy is not None else None
+        return None
+
     def delete(self, name: str, *, actor: str, reason: str = "") -> None:
         with self.store.write() as conn:
             gone = conn.execute(deployments.delete().where(deployments.c.name == name)).rowcount

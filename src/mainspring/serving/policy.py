@@ -161,6 +161,23 @@ class Policy:
                 return rule
         return None
 
+    def conclude(
+        self, score: float, facts: Mapping[str, Any], flagged_by: Rule | None = None
+    ) -> tuple[str, bool, str]:
+        """Decision, review flag and what decided, for a model ``score`` (steps 3-5).
+
+        ``facts`` holds ``context``, ``entity`` and ``features``; ``flagged_by`` is a ``before``
+        rule that asked for review without deciding.
+        """
+        decision = self.band(score)
+        review = flagged_by is not None or self.in_review_band(score)
+        after = self.first_rule("after", {**facts, "score": score})
+        if after is not None:
+            return after.decision or decision, review or after.review, f"after:{after.name}"
+        if flagged_by is not None:
+            return decision, review, f"thresholds (before:{flagged_by.name} asked for review)"
+        return decision, review, "thresholds"
+
     @property
     def decisions(self) -> frozenset[str]:
         """Every decision this policy can reach (a reviewer may override to any of them)."""

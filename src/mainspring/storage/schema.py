@@ -89,6 +89,18 @@ model_versions = Table(
     UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),
 )
 
+# Deleted versions: their numbers are never given again, and replay can say what happened.
+model_versions_deleted = Table(
+    "model_versions_deleted",
+    metadata,
+    Column("model_id", String(36), ForeignKey("models.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
 aliases = Table(
     "aliases",
     metadata,

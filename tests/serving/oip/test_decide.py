@@ -25,7 +25,7 @@ def test_a_decision_over_http(client: TestClient, service: DecisionService) -> N
     response = client.post(URL, json={"entity": {"customer_id": 4}, "request_id": "abc"})
     assert response.status_code == 200, response.text
     body = response.json()
-    logged = service.log.decisions[-1]  # type: ignore[attr-defined]
+    logged = service.log.decisions[-1]
     assert body["decision_id"] == logged.id and body["decision"] == logged.decision
     assert body["score"] == logged.score and body["request_id"] == "abc"
     assert (body["model"], body["version"], body["arm"]) == ("credit", 1, "main")
@@ -52,7 +52,7 @@ def test_bad_input_is_a_problem_document_naming_the_field(
     problem = response.json()
     assert problem["status"] == status and problem["detail"]
     assert problem.get("field") == field
-    assert service.log.decisions == []  # type: ignore[attr-defined]
+    assert service.log.decisions == []
 
 
 def test_unknown_deployment_and_wrong_content_type(client: TestClient) -> None:
