@@ -94,9 +94,10 @@ class Reason:
 class Decision:
     """One decision, as logged.
 
-    ``raw`` is the model's own output before any link function (the margin of a boosted-tree
-    classifier), ``score`` what the policy compared with its thresholds (a probability), and
-    ``attributions`` plus ``base_value`` add up to ``raw``. ``model``/``version``/``digest`` are
+    ``raw`` is the model's first output as its flavor predicts it (a probability for a
+    classifier), ``score`` the output the policy compared with its thresholds, and
+    ``attributions`` plus ``base_value`` add up to the model's margin (the log-odds of ``raw``
+    for a boosted-tree classifier). ``model``/``version``/``digest`` are
     ``None`` when a fallback or a rule answered without the model; ``rule`` names what decided.
     """
 

@@ -17,7 +17,8 @@ changes: new versions are loaded and warmed before one atomic switch, so no requ
 
 >>> import tempfile, numpy as np
 >>> from mainspring.storage.memory import MemoryBlobStore, memory_metadata
->>> from mainspring.registry import Registry
+>>> from mainspring.records import Decision
+from mainspring.registry import Registry
 >>> registry = Registry(memory_metadata(), MemoryBlobStore())
 >>> plane = DataPlane(registry)
 >>> plane.start()
@@ -35,13 +36,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from mainspring import __version__
 from mainspring.errors import InvalidInputError, NotFoundError
+from mainspring.records import Decision
 from mainspring.registry import Registry
 from mainspring.serving.batching import MicroBatcher
 from mainspring.serving.deployments import ROUTING_KEY, Arm, Deployment, DeploymentStore
@@ -79,6 +81,34 @@ class Routed:
     key: str | None
     matrix: npt.NDArray[np.float64]
     started: float
+    #: the deployment whose policy turns the scores into logged decisions (None: plain inference)
+    deciding: Deployment | None = None
+
+
+def decision_parameters(made: list[Decision]) -> dict[str, Any]:
+    """Decision fields as OIP response parameters (scalars: one row as is, several rows as
+    comma-separated lists in row order)."""
+
+    def joined(values: list[str]) -> str:
+        return ",".join(values)
+
+    if len(made) == 1:
+        (d,) = made
+        return {
+            "decision_id": d.id,
+            "decision": d.decision,
+            "review_required": d.review_required,
+            "confidence": d.confidence if d.confidence is not None else "",
+            "reason_codes": joined([r.code for r in d.reasons]),
+            "policy": d.policy,
+        }
+    return {
+        "decision_id": joined([d.id for d in made]),
+        "decision": joined([d.decision for d in made]),
+        "review_required": joined(["true" if d.review_required else "false" for d in made]),
+        "reason_codes": joined(["|".join(r.code for r in d.reasons) for d in made]),
+        "policy": made[0].policy if made else "",
+    }
 
 
 def split_alias(name: str, version: str | None) -> tuple[str, str | None]:
@@ -243,8 +273,9 @@ class DataPlane:
             self.metrics.errors.labels(name, protocol, exc.code).inc()
             raise
         shadowed = deployment is not None and not version
+        deciding = deployment if deployment is not None and deployment.decides else None
         return Routed(name, request, protocol, runtime, arm, deployment if shadowed else None,
-                      key, matrix, started)  # fmt: skip
+                      key, matrix, started, deciding)  # fmt: skip
 
     def respond(self, routed: Routed, scores: npt.NDArray[np.float64]) -> InferenceResponse:
         """The response to a routed request from its scores; counts it and feeds the shadows."""
@@ -302,7 +333,15 @@ class DataPlane:
                 raise
         else:
             scores = self.predict(routed)
-        return self.respond(routed, scores)
+        response = self.respond(routed, scores)
+        if routed.deciding is None or self.decisions is None:
+            return response
+        made = self.decisions.from_inference(routed, scores)
+        for decision in made:
+            await self.decisions.log.append_async(decision)
+        return dataclasses.replace(
+            response, parameters={**response.parameters, **decision_parameters(made)}
+        )
 
     def batcher(self, *, max_batch_rows: int = 64, max_wait_s: float = 0.0) -> MicroBatcher:
         """A micro-batcher whose merged calls are counted in this plane's metrics."""
@@ -325,7 +364,16 @@ class DataPlane:
     ) -> InferenceResponse:
         """Validate ``request`` against the model's signature, predict and build the outputs."""
         routed = self.route(name, version, request, protocol=protocol)
-        return self.respond(routed, self.predict(routed))
+        scores = self.predict(routed)
+        response = self.respond(routed, scores)
+        if routed.deciding is None or self.decisions is None:
+            return response
+        made = self.decisions.from_inference(routed, scores)
+        for decision in made:
+            self.decisions.log.append(decision)
+        return dataclasses.replace(
+            response, parameters={**response.parameters, **decision_parameters(made)}
+        )
 
     def _shadow(
         self,

@@ -36,7 +36,7 @@ import numpy.typing as npt
 from mainspring.errors import InvalidInputError, MainspringError, NotFoundError
 from mainspring.features import FeatureStore
 from mainspring.records import Decision, FeatureValue, Reason, new_id, utcnow
-from mainspring.serving.dataplane import DataPlane
+from mainspring.serving.dataplane import DataPlane, Routed
 from mainspring.serving.deployments import Deployment
 from mainspring.serving.policy import Policy
 from mainspring.serving.runtime import ModelRuntime
@@ -154,6 +154,13 @@ def _number(value: Any) -> float:
     if isinstance(value, int | float):
         return float(value)
     raise TypeError(type(value).__name__)
+
+
+def _confidence(runtime: ModelRuntime, score: float) -> float | None:
+    """For a probability, how sure the model is of the more likely class; else None."""
+    if runtime.output_names[0] == "probability" and 0.0 <= score <= 1.0:
+        return max(score, 1.0 - score)
+    return None
 
 
 class DecisionService:
@@ -304,24 +311,10 @@ class DecisionService:
         outputs = runtime.output_names
         position = outputs.index(policy.output) if policy.output in outputs else 0
         score = float(scores[0, position])
-        raw = float(scores[0, 0]) if scores.shape[1] == 1 else score
-        probability = outputs[position] == "probability" or runtime.output_names[0] == "probability"
-        confidence = max(score, 1.0 - score) if probability and 0.0 <= score <= 1.0 else None
-        attributions: dict[str, float] = {}
-        reasons: tuple[Reason, ...] = ()
-        base_value = None
-        explaining = self._explaining(plan, runtime)
-        if explaining is not None:
-            contributions = explaining.explainer.explain_row(row[0])
-            names = runtime.feature_names
-            attributions = dict(zip(names, contributions.tolist(), strict=True))
-            base_value = float(explaining.explainer.expected_value)
-            if policy.top_k:
-                reasons = tuple(
-                    explaining.codes.top(
-                        names, contributions, row[0].tolist(), k=policy.top_k, toward=policy.toward
-                    )
-                )
+        raw = float(scores[0, 0])
+        attributions, reasons, base_value = self._explain(
+            self._explaining(plan, runtime), runtime, policy, row[0]
+        )
         facts["features"] = values
         decision, review, decided_by = policy.conclude(score, facts, rule)
         shadows = {}
@@ -343,7 +336,7 @@ class DecisionService:
             arm=arm.name,
             raw=raw,
             score=score,
-            confidence=confidence,
+            confidence=_confidence(runtime, score),
             review_required=review,
             rule=decided_by,
             reasons=reasons,
@@ -352,6 +345,64 @@ class DecisionService:
             shadows=shadows,
             latency_ms=(time.perf_counter() - started) * 1000,
         )
+
+    def from_inference(self, routed: Routed, scores: npt.NDArray[np.float64]) -> list[Decision]:
+        """Decisions for an inference-protocol request to a deciding deployment: one per row,
+        with the row's tensors as the features and the request parameters as the context."""
+        deployment = routed.deciding
+        assert deployment is not None
+        plan = self.plan(deployment.name)
+        policy, runtime = plan.policy, routed.runtime
+        context = {k: v for k, v in routed.request.parameters.items() if isinstance(v, _SCALARS)}
+        explaining = self._explaining(plan, runtime)
+        outputs = runtime.output_names
+        position = outputs.index(policy.output) if policy.output in outputs else 0
+        at = utcnow()
+        latency = (time.perf_counter() - routed.started) * 1000
+        made = []
+        for i, row in enumerate(routed.matrix):
+            values = dict(zip(runtime.feature_names, row.tolist(), strict=True))
+            facts = {"context": context, "entity": {}, "features": values}
+            before = policy.first_rule("before", facts)
+            score = float(scores[i, position])
+            decision, review, how = policy.conclude(score, facts, before)
+            if before is not None and before.decision is not None:
+                decision, review, how = before.decision, before.review, f"before:{before.name}"
+            attributions, reasons, base_value = self._explain(explaining, runtime, policy, row)
+            made.append(
+                Decision(
+                    id=new_id(), deployment=deployment.name, at=at, decision=decision,
+                    policy=plan.policy_version, context=context,
+                    features=tuple(FeatureValue(n, v) for n, v in values.items()),
+                    model=runtime.name, version=int(runtime.version),
+                    digest=runtime.loaded.version.digest, arm=routed.arm,
+                    raw=float(scores[i, 0]), score=score, confidence=_confidence(runtime, score),
+                    review_required=review, rule=how, reasons=reasons, attributions=attributions,
+                    base_value=base_value, latency_ms=latency, request_id=routed.request.id,
+                )
+            )  # fmt: skip
+        return made
+
+    def _explain(
+        self,
+        explaining: Explaining | None,
+        runtime: ModelRuntime,
+        policy: Policy,
+        row: npt.NDArray[np.float64],
+    ) -> tuple[dict[str, float], tuple[Reason, ...], float | None]:
+        if explaining is None:
+            return {}, (), None
+        contributions = explaining.explainer.explain_row(row)
+        names = runtime.feature_names
+        attributions = dict(zip(names, contributions.tolist(), strict=True))
+        reasons: tuple[Reason, ...] = ()
+        if policy.top_k:
+            reasons = tuple(
+                explaining.codes.top(
+                    names, contributions, row.tolist(), k=policy.top_k, toward=policy.toward
+                )
+            )
+        return attributions, reasons, float(explaining.explainer.expected_value)
 
     def _fallback(
         self,

@@ -85,3 +85,27 @@ def test_no_body_gets_a_server_error(client: TestClient, body: Any) -> None:
     assert response.status_code in (200, 404, 422), response.text
     if response.status_code != 200:
         assert response.json()["detail"]
+
+
+def test_the_inference_protocol_on_a_deciding_deployment_carries_the_decision(
+    client: TestClient, service: DecisionService
+) -> None:
+    body = {
+        "id": "req-9",
+        "inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 3], "data": [0.2, -1.0, 0.5]}],
+        "parameters": {"segment": "retail"},
+    }
+    response = client.post("/v2/models/credit-decisions/infer", json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    (logged,) = service.log.decisions
+    assert answer["id"] == "req-9" == logged.request_id
+    parameters = answer["parameters"]
+    assert parameters["decision_id"] == logged.id and parameters["decision"] == logged.decision
+    assert parameters["review_required"] is logged.review_required
+    assert answer["outputs"][0]["data"] == [logged.score]
+    assert [f.value for f in logged.features] == [0.2, -1.0, 0.5]
+    assert logged.context == {"segment": "retail"} and logged.entity == {}
+    plain = client.post("/v2/models/credit/infer", json=body)  # the model itself: no decision
+    assert "decision_id" not in plain.json().get("parameters", {})
+    assert len(service.log.decisions) == 1
