@@ -9,6 +9,7 @@ import click
 
 from mainspring import __version__
 from mainspring.cli.context import Cli, handled, pass_cli
+from mainspring.cli.deployments import deployments
 from mainspring.cli.events import events
 from mainspring.cli.features import features
 from mainspring.cli.models import models
@@ -117,6 +118,7 @@ cli.add_command(models)
 cli.add_command(tokens)
 cli.add_command(features)
 cli.add_command(serve)
+cli.add_command(deployments)
 cli.add_command(worker)
 cli.add_command(events)
 

@@ -254,8 +254,16 @@ class DecisionService:
         await self.log.append_async(decision)
         return decision
 
-    def make(self, name: str, request: DecisionRequest, *, at: datetime | None = None) -> Decision:
-        """The decision for ``request``, not yet logged."""
+    def make(
+        self,
+        name: str,
+        request: DecisionRequest,
+        *,
+        at: datetime | None = None,
+        decision_id: str | None = None,
+    ) -> Decision:
+        """The decision for ``request``, not yet logged (``decision_id``: a given id, so that a
+        request delivered twice makes one decision)."""
         started = time.perf_counter()
         at = at or utcnow()
         plan = self.plan(name)
@@ -264,7 +272,7 @@ class DecisionService:
             _check_key(plan, request.entity)
         facts: dict[str, Any] = {"context": request.context, "entity": request.entity}
         base = Decision(
-            id=new_id(),
+            id=decision_id or new_id(),
             deployment=name,
             at=at,
             decision="",
