@@ -177,6 +177,8 @@ NEEDS: dict[str, Role] = {
     "rollback": Role.OPERATOR,
     "approve": Role.APPROVER,
     "reject": Role.APPROVER,
+    "record-outcome": Role.OPERATOR,
+    "review": Role.APPROVER,
     "admin": Role.ADMIN,
 }
 

@@ -9,6 +9,7 @@ import click
 
 from mainspring import __version__
 from mainspring.cli.context import Cli, handled, pass_cli
+from mainspring.cli.decisions import decisions
 from mainspring.cli.events import events
 from mainspring.cli.features import features
 from mainspring.cli.models import models
@@ -30,6 +31,12 @@ name: {name}
 # api:
 #   host: 127.0.0.1
 #   port: 8000
+# audit:                     # the decision log
+#   personal:                # dropped, or hashed with the key in .mainspring/audit.key
+#     ssn: drop
+#     email: hash
+#   durability: fsync        # or process (faster; survives a killed process, not a power cut)
+#   segments: [region]       # entity/context fields whose override rates are metered
 """
 
 
@@ -119,6 +126,7 @@ cli.add_command(features)
 cli.add_command(serve)
 cli.add_command(worker)
 cli.add_command(events)
+cli.add_command(decisions)
 
 
 def main() -> None:
