@@ -172,11 +172,14 @@ class TokenStore:
 NEEDS: dict[str, Role] = {
     "read": Role.VIEWER,
     "register": Role.OPERATOR,
+    "decide": Role.OPERATOR,
     "alias": Role.OPERATOR,
     "request-approval": Role.OPERATOR,
     "rollback": Role.OPERATOR,
     "approve": Role.APPROVER,
     "reject": Role.APPROVER,
+    "record-outcome": Role.OPERATOR,
+    "review": Role.APPROVER,
     "admin": Role.ADMIN,
 }
 

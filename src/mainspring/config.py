@@ -19,6 +19,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -49,6 +50,72 @@ class ApiSettings:
     max_upload_mb: int = 512
 
 
+AUDIT_TREATMENTS = ("drop", "hash")
+AUDIT_DURABILITY = ("fsync", "process")
+AUDIT_KEY_FILE = "audit.key"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """The decision log: personal fields (name → ``drop`` | ``hash``), durability (``fsync`` |
+    ``process``), the HMAC key file for hashed fields (default ``.mainspring/audit.key``, created
+    on first use) and the entity/context fields whose override rates are metered (``segments``).
+    """
+
+    personal: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    durability: str = "fsync"
+    key_file: Path | None = None
+    segments: tuple[str, ...] = ()
+
+
+def _audit(raw: Any, root: Path) -> AuditSettings:
+    if raw is None:
+        return AuditSettings(key_file=root / STATE_DIR / AUDIT_KEY_FILE)
+    if not isinstance(raw, Mapping):
+        raise ConfigError("setting 'audit' must be a mapping", key="audit")
+    known = ("personal", "durability", "key_file", "segments")
+    for key in raw:
+        if key not in known:
+            raise ConfigError(
+                f"unknown setting 'audit.{key}'; known: {', '.join('audit.' + k for k in known)}",
+                key=f"audit.{key}",
+            )
+    personal = raw.get("personal") or {}
+    if not isinstance(personal, Mapping):
+        raise ConfigError(
+            "setting 'audit.personal' must map field names to drop or hash", key="audit.personal"
+        )
+    for name, how in personal.items():
+        if how not in AUDIT_TREATMENTS:
+            raise ConfigError(
+                f"setting 'audit.personal.{name}' must be drop or hash, not {how!r}",
+                key=f"audit.personal.{name}",
+            )
+    durability = raw.get("durability") or "fsync"
+    if durability not in AUDIT_DURABILITY:
+        raise ConfigError(
+            f"setting 'audit.durability' must be fsync or process, not {durability!r}",
+            key="audit.durability",
+        )
+    segments = raw.get("segments") or ()
+    if isinstance(segments, str):
+        segments = [s.strip() for s in segments.split(",") if s.strip()]
+    if not isinstance(segments, list | tuple) or not all(isinstance(s, str) for s in segments):
+        raise ConfigError(
+            "setting 'audit.segments' must be a list of field names", key="audit.segments"
+        )
+    key_file = raw.get("key_file")
+    if key_file is not None and not isinstance(key_file, str):
+        raise ConfigError("setting 'audit.key_file' must be a path", key="audit.key_file")
+    path = Path(key_file) if key_file else Path(STATE_DIR) / AUDIT_KEY_FILE
+    return AuditSettings(
+        personal=MappingProxyType({str(k): str(v) for k, v in personal.items()}),
+        durability=str(durability),
+        key_file=path if path.is_absolute() else (root / path),
+        segments=tuple(segments),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable about a project, parsed and validated."""
@@ -63,6 +130,8 @@ class Settings:
     online: str = ""
     #: The event log: ``sqlite:///path`` (embedded), ``kafka://host:port`` or ``memory://``.
     events: str = "memory://"
+    #: The decision log (personal data, durability).
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
 
 _KNOWN: dict[str, Any] = {
@@ -73,6 +142,8 @@ _KNOWN: dict[str, Any] = {
     "s3": {"endpoint_url": str, "region": str, "access_key_id": str, "secret_access_key": str},
     "api": {"host": str, "port": int, "max_upload_mb": int},
     "events": str,
+    # parsed by _audit (personal names are free-form): only these come from the environment
+    "audit": {"durability": str, "key_file": str, "segments": str, "personal": {}},
 }
 
 
@@ -167,6 +238,7 @@ def load_settings(
             raise ConfigError(f"{path} must hold a mapping of settings", key=str(path))
         data = dict(loaded or {})
     _merge_env(data, env)
+    audit = _audit(data.pop("audit", None), root)
     typed = _typed(data, _KNOWN, "")
     state = root / STATE_DIR
     defaults = {
@@ -192,4 +264,5 @@ def load_settings(
         api=ApiSettings(**typed.get("api", {})),
         online=urls["online"],
         events=urls["events"],
+        audit=audit,
     )

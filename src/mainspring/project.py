@@ -9,14 +9,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import subprocess
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from mainspring.access import TokenStore
-from mainspring.config import Settings, load_settings
+from mainspring.audit import AuditMetrics, DecisionLog, PersonalData
+from mainspring.config import AUDIT_KEY_FILE, STATE_DIR, Settings, load_settings
+from mainspring.errors import ConfigError
 from mainspring.features import FeatureStore
 from mainspring.features.metrics import FeatureMetrics
 from mainspring.registry import Registry
@@ -70,6 +74,43 @@ def s3_options(settings: Settings) -> dict[str, object]:
     return options
 
 
+def audit_key(path: Path) -> bytes:
+    """The HMAC key of hashed personal fields, from ``path`` (hex); created on first use with 32
+    random bytes, readable by the owner only. Keep it (and back it up) with the metadata: with
+    another key the same value gets another pseudonym, so old and new records stop joining."""
+    if not path.exists():
+        # write a temporary file, then link it into place: a concurrent opener sees no key file or
+        # a complete one, and the first link wins
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as out:
+                out.write(secrets.token_hex(32) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        except OSError as exc:
+            raise ConfigError(
+                f"audit key file {path} cannot be created: {exc}", key="audit.key_file"
+            ) from None
+        finally:
+            tmp.unlink(missing_ok=True)
+    try:
+        text = path.read_text(encoding="ascii").strip()
+        key = bytes.fromhex(text)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(
+            f"audit key file {path} must hold a hex key (at least 16 bytes): {exc}",
+            key="audit.key_file",
+        ) from None
+    if len(key) < 16:
+        raise ConfigError(
+            f"audit key file {path} holds {len(key)} bytes; use at least 16", key="audit.key_file"
+        )
+    return key
+
+
 class Project:
     """A Mainspring project: its settings and the services built from them."""
 
@@ -96,6 +137,7 @@ class Project:
             storage_options=s3_options(settings),
         )
         self._events: EventLog | None = None
+        self._decisions: DecisionLog | None = None
 
     @property
     def events(self) -> EventLog:
@@ -103,6 +145,27 @@ class Project:
         if self._events is None:
             self._events = open_event_log(self.settings.events)
         return self._events
+
+    @property
+    def decisions(self) -> DecisionLog:
+        """The decision log on the metadata store, mirrored to :attr:`events`, opened on first
+        use with the ``audit`` settings (personal fields, durability, key file, segments)."""
+        if self._decisions is None:
+            audit = self.settings.audit
+            key = None
+            if "hash" in audit.personal.values():
+                path = audit.key_file or self.settings.project_dir / STATE_DIR / AUDIT_KEY_FILE
+                path.parent.mkdir(parents=True, exist_ok=True)
+                key = audit_key(path)
+            self._decisions = DecisionLog(
+                self.metadata,
+                personal=PersonalData(audit.personal, key=key),
+                durability=audit.durability,
+                events=self.events,
+                segments=audit.segments,
+                metrics=AuditMetrics.default(),
+            )
+        return self._decisions
 
     @classmethod
     def open(
@@ -117,6 +180,8 @@ class Project:
         return cls(settings, metadata, blobs)
 
     def close(self) -> None:
+        if self._decisions is not None:
+            self._decisions.close()
         self.online.close()
         self.metadata.close()
         if self._events is not None:

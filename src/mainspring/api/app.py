@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from mainspring import __version__
-from mainspring.api import deployments, features, models, problems, tokens
+from mainspring.api import decisions, deployments, features, models, problems, tokens
 from mainspring.project import Project
 
 
@@ -49,6 +49,7 @@ def create_app(project: Project) -> FastAPI:
     app.include_router(tokens.router)
     app.include_router(features.router)
     app.include_router(deployments.router)
+    app.include_router(decisions.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness of the control plane")
     def healthz() -> dict[str, str]:

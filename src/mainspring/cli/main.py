@@ -9,6 +9,8 @@ import click
 
 from mainspring import __version__
 from mainspring.cli.context import Cli, handled, pass_cli
+from mainspring.cli.deciding import decide, replay, why
+from mainspring.cli.decisions import decisions
 from mainspring.cli.deployments import deployments
 from mainspring.cli.events import events
 from mainspring.cli.features import features
@@ -31,6 +33,12 @@ name: {name}
 # api:
 #   host: 127.0.0.1
 #   port: 8000
+# audit:                     # the decision log
+#   personal:                # dropped, or hashed with the key in .mainspring/audit.key
+#     ssn: drop
+#     email: hash
+#   durability: fsync        # or process (faster; survives a killed process, not a power cut)
+#   segments: [region]       # entity/context fields whose override rates are metered
 """
 
 
@@ -121,6 +129,9 @@ cli.add_command(serve)
 cli.add_command(deployments)
 cli.add_command(worker)
 cli.add_command(events)
+cli.add_command(decisions)
+for command in (decide, why, replay):  # the decision service's part of the group
+    decisions.add_command(command)
 
 
 def main() -> None:

@@ -28,15 +28,19 @@ class PlaneFactory:
     def __call__(self) -> DataPlane:
         from mainspring.project import Project
         from mainspring.serving import DataPlane
+        from mainspring.serving.decisions import DecisionService
         from mainspring.serving.deployments import DeploymentStore
         from mainspring.serving.metrics import ServingMetrics
 
         project = Project.open(self.directory)  # lives as long as the worker
-        return DataPlane(
+        plane = DataPlane(
             project.registry,
             deployments=DeploymentStore(project.metadata),
             metrics=ServingMetrics(self.multiprocess_dir),
         )
+        # deployments with a policy decide (POST /v1/decide/NAME), logging to the decision log
+        plane.decisions = DecisionService(plane, project.decisions, project.features)
+        return plane
 
 
 @click.command()

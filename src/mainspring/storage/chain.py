@@ -56,8 +56,16 @@ def entry_hash(
     prev_hash: str,
 ) -> str:
     """The hash of one entry, over every field and the previous entry's hash."""
-    body = canonical_json([stream, seq, at, actor, action, subject, reason, details, prev_hash])
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+    return fields_hash(stream, seq, at, actor, action, subject, reason, details, prev_hash)
+
+
+def fields_hash(*fields: Any) -> str:
+    """SHA-256 (hex) of the canonical JSON list of ``fields``: how every chain hashes a record.
+
+    >>> fields_hash("a", 1) == fields_hash("a", 1) != fields_hash("a", "1")
+    True
+    """
+    return hashlib.sha256(canonical_json(list(fields)).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -209,4 +210,48 @@ deployments = Table(
     Column("updated_by", String(128), nullable=False),
     # features (a feature service) and policy of a deployment that makes decisions
     Column("decision", Json, nullable=True),
+)
+
+# The decision log: decisions, their outcomes and reviews in one append-only hash chain (the
+# database refuses UPDATE and DELETE, see migration 0004). Columns the queries need sit beside the
+# canonical JSON ``body``; every column is covered by ``hash``. ``at`` is an ISO-8601 UTC string
+# with microseconds, so it sorts and compares as text on every backend.
+decision_log = Table(
+    "decision_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # decision | outcome | review
+    Column("decision_id", String(64), nullable=False),
+    Column("deployment", String(128), nullable=False),
+    Column("at", String(40), nullable=False),
+    Column("model", String(128), nullable=True),
+    Column("version", Integer, nullable=True),
+    Column("review_required", Boolean, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("id", name="uq_decision_log_id"),
+    Index("ix_decision_log_deployment_at", "deployment", "at"),
+    Index("ix_decision_log_decision", "decision_id", "kind"),
+    Index("ix_decision_log_at", "at"),
+)
+
+# Decisions waiting for a person (derived from the chain: a row is added with a decision that
+# requires review and removed by its review, in the same transactions).
+decision_reviews_pending = Table(
+    "decision_reviews_pending",
+    metadata,
+    Column("decision_id", String(64), primary_key=True),
+    Column("deployment", String(128), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Index("ix_decision_reviews_pending_deployment", "deployment", "seq"),
+)
+
+# How far each mirror of the decision log (the event log) has published: the last ``seq`` sent.
+decision_outbox = Table(
+    "decision_outbox",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
 )

@@ -88,6 +88,16 @@ class SqlMetadataStore:
                 self._lock(conn, lock)
                 yield conn
 
+    @contextmanager
+    def write_on(self, conn: Connection, lock: str = "main") -> Iterator[Connection]:
+        """Like :meth:`write`, on a connection the caller keeps: a dedicated writer's own, with
+        its own settings such as SQLite's ``synchronous`` (``conn`` from ``engine.connect()``)."""
+        with self._guard(), self._errors():
+            conn = conn.execution_options(mainspring_write=True)
+            with conn.begin():
+                self._lock(conn, lock)
+                yield conn
+
     def migrate(self) -> None:
         """Bring the schema up to the newest migration (idempotent, safe from many processes)."""
         with self.write("migrations") as conn:

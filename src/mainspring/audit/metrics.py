@@ -1,0 +1,100 @@
+"""Prometheus metrics of the decision log (prometheus-client, extra ``metrics``, imported lazily).
+
+- ``mainspring_decision_log_records_total{kind}``: records committed (decision, outcome, review).
+- ``mainspring_decision_log_batch_records``: records per group commit (a histogram).
+- ``mainspring_decision_log_unpublished_records``: committed records not yet on the event log.
+- ``mainspring_decision_reviews_total{deployment,model,version,action}`` and
+  ``mainspring_decision_segment_reviews_total{deployment,segment,value,action}`` (for the
+  configured segment fields): the override rate per model version is
+  ``reviews_total{action="override"} / ignoring(action) sum without(action)(reviews_total)``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from typing import Any, ClassVar
+
+from mainspring.errors import MissingDependencyError
+
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+class AuditMetrics:
+    """The decision log's metrics; one instance per Prometheus registry."""
+
+    _default: ClassVar[AuditMetrics | None] = None
+    _default_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def default(cls) -> AuditMetrics | None:
+        """The process-wide metrics on the default registry, or ``None`` without the package."""
+        if importlib.util.find_spec("prometheus_client") is None:
+            return None
+        with cls._default_lock:
+            if cls._default is None:
+                cls._default = cls()
+            return cls._default
+
+    def __init__(self, registry: Any = None) -> None:
+        try:
+            import prometheus_client as prom
+        except ImportError:
+            raise MissingDependencyError(
+                "prometheus-client", extra="metrics", purpose="Decision log metrics"
+            ) from None
+        registry = registry if registry is not None else prom.REGISTRY
+        self.registry = registry
+        self.records = prom.Counter(
+            "mainspring_decision_log_records",
+            "Records committed to the decision log, per kind (decision, outcome, review).",
+            ["kind"],
+            registry=registry,
+        )
+        self.batch = prom.Histogram(
+            "mainspring_decision_log_batch_records",
+            "Records per group commit of the decision log.",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.unpublished = prom.Gauge(
+            "mainspring_decision_log_unpublished_records",
+            "Committed decision-log records not yet published to the event log.",
+            registry=registry,
+        )
+        self.reviews = prom.Counter(
+            "mainspring_decision_reviews",
+            "Human reviews of decisions, per deployment, model version and action.",
+            ["deployment", "model", "version", "action"],
+            registry=registry,
+        )
+        self.segment_reviews = prom.Counter(
+            "mainspring_decision_segment_reviews",
+            "Human reviews of decisions per segment (a configured entity/context field).",
+            ["deployment", "segment", "value", "action"],
+            registry=registry,
+        )
+
+    def committed(self, kinds: dict[str, int], batch: int) -> None:
+        for kind, n in kinds.items():
+            self.records.labels(kind=kind).inc(n)
+        self.batch.observe(batch)
+
+    def reviewed(
+        self,
+        deployment: str,
+        model: str | None,
+        version: int | None,
+        action: str,
+        segments: dict[str, str],
+    ) -> None:
+        self.reviews.labels(
+            deployment=deployment,
+            model=model or "",
+            version="" if version is None else str(version),
+            action=action,
+        ).inc()
+        for segment, value in segments.items():
+            self.segment_reviews.labels(
+                deployment=deployment, segment=segment, value=value, action=action
+            ).inc()

@@ -1,0 +1,159 @@
+"""The decision log mirrored to the event log, as a transactional outbox.
+
+Records are published only after they committed (the mirror reads them back from the database),
+in ``seq`` order, each with its record id as the idempotency key. A cursor in ``decision_outbox``
+says how far publishing got; it moves only after the event log acknowledged a batch, so a crash in
+between publishes that batch again (at-least-once; consumers drop repeats by idempotency key)
+instead of losing it. Publishing runs on its own thread and connection, never on the append path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import func, insert, select, update
+
+from mainspring.audit.entries import Kind, Row
+from mainspring.records import IDEMPOTENCY_KEY, Event
+from mainspring.storage.base import EventLog
+from mainspring.storage.schema import decision_log, decision_outbox
+from mainspring.storage.sql import SqlMetadataStore
+
+log = logging.getLogger("mainspring.audit")
+
+#: The topic each kind of record goes to.
+TOPICS = {
+    Kind.DECISION: "decisions",
+    Kind.OUTCOME: "decision-outcomes",
+    Kind.REVIEW: "decision-reviews",
+}
+CURSOR = "events"
+PAGE = 500
+RETRY_S = 1.0
+
+
+def to_event(row: Row) -> Event:
+    """The event a logged row becomes: its record, plus kind, seq and the chain hashes."""
+    payload = {
+        "kind": row.kind.value,
+        "seq": row.seq,
+        "hash": row.hash,
+        "prev_hash": row.prev_hash,
+        "record": row.data(),
+    }
+    return Event(
+        TOPICS[row.kind],
+        payload,
+        key=row.decision_id,
+        event_time=datetime.fromisoformat(row.at),
+        headers={IDEMPOTENCY_KEY: row.id},
+    )
+
+
+class Mirror:
+    """Publishes committed decision-log records to ``events``; ``publish_pending`` does one pass,
+    ``start`` runs passes on a thread whenever :meth:`wake` is called (and every few seconds)."""
+
+    def __init__(
+        self,
+        store: SqlMetadataStore,
+        events: EventLog,
+        *,
+        page: int = PAGE,
+        on_lag: Callable[[int], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.events = events
+        self.page = page
+        self._on_lag = on_lag
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # one pass at a time in this process
+
+    def cursor(self) -> int:
+        """The ``seq`` of the last record published (0 before the first)."""
+        with self.store.read() as conn:
+            seq = conn.execute(
+                select(decision_outbox.c.seq).where(decision_outbox.c.name == CURSOR)
+            ).scalar()
+        return int(seq or 0)
+
+    def publish_pending(self) -> int:
+        """Publish every committed record past the cursor, page by page; returns how many."""
+        sent = 0
+        with self._lock:
+            while True:
+                cursor = self.cursor()
+                with self.store.read() as conn:
+                    rows = [
+                        Row.from_db(r)
+                        for r in conn.execute(
+                            select(decision_log)
+                            .where(decision_log.c.seq > cursor)
+                            .order_by(decision_log.c.seq)
+                            .limit(self.page)
+                        )
+                    ]
+                    head = conn.execute(select(func.max(decision_log.c.seq))).scalar() or 0
+                if self._on_lag is not None:
+                    self._on_lag(max(0, int(head) - cursor))
+                if not rows:
+                    return sent
+                self.events.produce([to_event(r) for r in rows])
+                self._advance(cursor, rows[-1].seq)
+                sent += len(rows)
+
+    def _advance(self, old: int, new: int) -> None:
+        with self.store.write("decision-outbox") as conn:
+            moved = conn.execute(
+                update(decision_outbox)
+                .where(decision_outbox.c.name == CURSOR, decision_outbox.c.seq < new)
+                .values(seq=new)
+            ).rowcount
+            if not moved and old == 0:
+                exists = conn.execute(
+                    select(decision_outbox.c.seq).where(decision_outbox.c.name == CURSOR)
+                ).first()
+                if exists is None:
+                    conn.execute(insert(decision_outbox).values(name=CURSOR, seq=new))
+
+    def wake(self) -> None:
+        """Ask the thread for a pass soon (after a commit)."""
+        self._wake.set()
+
+    def start(self, interval_s: float = 5.0) -> None:
+        """Run passes on a daemon thread: on :meth:`wake`, every ``interval_s``, after failures."""
+        if self._thread is not None:
+            return
+
+        def run() -> None:
+            while not self._stop.is_set():
+                self._wake.wait(interval_s)
+                self._wake.clear()
+                if self._stop.is_set():
+                    return
+                try:
+                    self.publish_pending()
+                except Exception:
+                    log.warning("publishing the decision log failed; will retry", exc_info=True)
+                    self._stop.wait(RETRY_S)
+
+        self._thread = threading.Thread(target=run, name="mainspring-decision-mirror", daemon=True)
+        self._thread.start()
+
+    def stop(self, *, drain: bool = True) -> None:
+        """Stop the thread; with ``drain``, make one last pass first (errors are logged)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if drain:
+            try:
+                self.publish_pending()
+            except Exception:
+                log.warning("publishing the decision log on close failed", exc_info=True)

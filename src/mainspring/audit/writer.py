@@ -1,0 +1,207 @@
+"""Group commit: one writer thread turns the appends of many threads into few transactions.
+
+Callers put an operation on a queue and wait on its future; the writer takes everything queued
+(up to ``max_batch``), runs it in one write transaction on its own connection and resolves the
+futures only after COMMIT returned, so an acknowledged record is a committed one. One fsync then
+serves a whole batch: under load the cost of durability is shared, not paid per record.
+
+Durability (:class:`Durability`) is a property of the writer's connection:
+
+- ``fsync`` (default): SQLite ``synchronous=FULL``, PostgreSQL ``synchronous_commit=on``. Every
+  acknowledged record survives a power cut.
+- ``process``: SQLite ``synchronous=NORMAL`` (WAL): survives the process being killed, but a power
+  cut or an OS crash may lose the last acknowledged transactions. PostgreSQL
+  ``synchronous_commit=off``: survives the client being killed; a crash of the database server may
+  lose the last acknowledged transactions (up to three times ``wal_writer_delay``). Neither mode
+  can corrupt the chain.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+
+from mainspring.errors import InvalidInputError, MainspringError, StorageError
+from mainspring.storage.sql import SqlMetadataStore
+
+log = logging.getLogger("mainspring.audit")
+
+DEFAULT_MAX_BATCH = 512
+
+
+class Durability(enum.StrEnum):
+    """When an acknowledged record is safe: see the module's docstring."""
+
+    FSYNC = "fsync"
+    PROCESS = "process"
+
+    @classmethod
+    def parse(cls, value: Durability | str) -> Durability:
+        try:
+            return cls(value)
+        except ValueError:
+            raise InvalidInputError(
+                f"durability {value!r} is not one of fsync, process", field="durability"
+            ) from None
+
+
+@dataclass(slots=True)
+class Op:
+    """One queued write: what to do, its argument, and the caller's future."""
+
+    kind: str
+    payload: Any
+    future: Future[Any] = field(default_factory=Future)
+
+
+#: Runs a batch inside the writer's transaction; returns, per op, a result or the
+#: ``MainspringError`` that op failed with (the others still commit). Raising rolls back all.
+BatchFn = Callable[[Connection, list[Op]], list[Any]]
+#: Called after COMMIT with the committed ops and their results (before the futures resolve).
+AfterCommit = Callable[[list[Op], list[Any]], None]
+
+_STOP = Op("stop", None)
+
+
+class GroupCommitter:
+    """The writer thread of one store. ``submit`` from any thread; ``close`` drains and stops."""
+
+    def __init__(
+        self,
+        store: SqlMetadataStore,
+        write_batch: BatchFn,
+        *,
+        lock: str,
+        durability: Durability = Durability.FSYNC,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        after_commit: AfterCommit | None = None,
+        name: str = "mainspring-group-commit",
+    ) -> None:
+        if max_batch < 1:
+            raise InvalidInputError("max_batch must be at least 1", field="max_batch")
+        self.store = store
+        self.durability = durability
+        self.max_batch = max_batch
+        self._write_batch = write_batch
+        self._after_commit = after_commit
+        self._lock = lock
+        self._name = name
+        self._queue: queue.SimpleQueue[Op] = queue.SimpleQueue()
+        self._conn: Connection | None = None
+        self._thread: threading.Thread | None = None
+        self._state = threading.Lock()
+        self._closed = False
+
+    def submit(self, kind: str, payload: Any) -> Future[Any]:
+        """Queue one operation; its future resolves once the batch holding it has committed."""
+        op = Op(kind, payload)
+        with self._state:
+            if self._closed:
+                raise StorageError("the decision log is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+            self._queue.put(op)
+        return op.future
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the writer and release its connection."""
+        with self._state:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+            if thread is not None:
+                self._queue.put(_STOP)
+        if thread is not None:
+            thread.join()
+        self._drop_connection()
+
+    # --- the writer thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch = [self._queue.get()]
+            if batch[0] is _STOP:
+                return
+            while len(batch) < self.max_batch:
+                try:
+                    op = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if op is _STOP:
+                    stop = True
+                    break
+                batch.append(op)
+            self._commit(batch)
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            conn = self.store.engine.connect()
+            try:
+                self._configure(conn)
+            except Exception:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def _configure(self, conn: Connection) -> None:
+        fsync = self.durability is Durability.FSYNC
+        if self.store.dialect == "sqlite":
+            if self.store.url in {"sqlite://", "sqlite:///:memory:"}:
+                return  # nothing to make durable
+            dbapi: Any = conn.connection.dbapi_connection  # autocommit: runs outside a transaction
+            dbapi.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+        elif self.store.dialect == "postgresql":
+            conn.exec_driver_sql(f"SET synchronous_commit TO {'on' if fsync else 'off'}")
+            conn.commit()
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.invalidate()
+                conn.close()
+            except Exception:
+                log.debug("closing the writer's connection failed", exc_info=True)
+
+    def _commit(self, batch: list[Op]) -> None:
+        try:
+            results = self._transaction(batch)
+        except Exception as exc:
+            self._drop_connection()
+            if len(batch) > 1:  # one bad op must not fail the others: retry them one by one
+                for op in batch:
+                    self._commit([op])
+                return
+            error = (
+                exc
+                if isinstance(exc, MainspringError)
+                else StorageError(f"the decision log could not commit: {exc}")
+            )
+            batch[0].future.set_exception(error)
+            return
+        if self._after_commit is not None:
+            try:
+                self._after_commit(batch, results)
+            except Exception:
+                log.exception("after-commit hook failed")
+        for op, result in zip(batch, results, strict=True):
+            if isinstance(result, BaseException):
+                op.future.set_exception(result)
+            else:
+                op.future.set_result(result)
+
+    def _transaction(self, batch: list[Op]) -> list[Any]:
+        with self.store.write_on(self._connection(), self._lock) as conn:
+            return self._write_batch(conn, batch)
