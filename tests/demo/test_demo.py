@@ -17,3 +17,11 @@ def test_demo_runs_and_leaves_a_verifiable_project(tmp_path: Path) -> None:
     with Project.open(tmp_path) as project:
         assert project.registry.get("credit-risk@champion").version == 1
         assert project.registry.verify().ok
+        decisions = project.decisions.list(deployment="credit-decisions")
+        assert len(decisions) == 9 and project.decisions.verify().ok
+        reviewed = [d for d in decisions if project.decisions.reviews(d.id)]
+        assert (
+            len(reviewed) == 1
+            and project.decisions.final(reviewed[0].id) != reviewed[0].decision.decision
+        )
+    assert "identical, bit for bit" in result.output
