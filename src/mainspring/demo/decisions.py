@@ -100,8 +100,9 @@ def run(project: Project, *, actor: str = "alice", reviewer: str = "carol") -> N
                   f"views {logged.decision.feature_views}")  # fmt: skip
 
     replayed = Replayer(project.registry, store).replay(logged.decision)
-    console.print(f"[bold]replay[/]: score {replayed.score!r} vs logged {declined.score!r} → "
-                  f"{'identical, bit for bit' if replayed.same else 'DIFFERENT'}")  # fmt: skip
+    verdict = "identical, bit for bit" if replayed.same else "DIFFERENT"
+    console.print(f"[bold]replay[/]: {verdict}")
+    console.print(f"   score {replayed.score!r}, logged {declined.score!r}")
 
     flagged = next((d for d in made if d.review_required), None) or made[0]
     final = "approve" if flagged.decision != "approve" else "refer"
