@@ -100,31 +100,42 @@ class RedisStreamsConsumer:
             block_ms = max(1, int(min(remaining, self._beat_s) * 1000))
 
     def _read(self, max_events: int, block_ms: int | None) -> list[Event]:
+        """Read up to ``max_events`` from the assigned streams, in rounds: each round asks every
+        stream still active for an equal share of what is missing (so a batch does not fetch, and
+        parse, ``max_events`` from every partition), and the streams that filled their share go
+        on to the next round."""
         order = list(self._streams)
         start = self._turn % len(order)  # take turns at being first, so no partition starves
         self._turn += 1
-        order = order[start:] + order[:start]
-        streams = {}
-        for name in order:
-            position = self._positions[self._streams[name]]
-            streams[name] = f"{position - 1}-1" if position > 0 else "0-0"
-        with self.log.guard("read events"):
-            reply = self.log.client.xread(streams, count=max_events, block=block_ms)
-        found = dict(reply or [])
+        active = order[start:] + order[:start]
         out: list[Event] = []
-        for name in order:
-            entries = found.get(name)
-            if not entries or len(out) >= max_events:
-                continue
-            topic, partition = self._streams[name]
-            taken = [
-                event_of(topic, partition, i, fields)
-                for i, fields in entries[: max_events - len(out)]
-            ]
-            last = taken[-1].offset
-            assert last is not None
-            self._positions[(topic, partition)] = last + 1
-            out += taken
+        while active and len(out) < max_events:
+            share = -(-(max_events - len(out)) // len(active))
+            streams = {}
+            for name in active:
+                position = self._positions[self._streams[name]]
+                streams[name] = f"{position - 1}-1" if position > 0 else "0-0"
+            with self.log.guard("read events"):
+                reply = self.log.client.xread(streams, count=share, block=block_ms)
+            block_ms = None  # only the first round waits
+            found = dict(reply or [])
+            full = []
+            for name in active:
+                entries = found.get(name)
+                if not entries or len(out) >= max_events:
+                    continue
+                topic, partition = self._streams[name]
+                taken = [
+                    event_of(topic, partition, i, fields)
+                    for i, fields in entries[: max_events - len(out)]
+                ]
+                last = taken[-1].offset
+                assert last is not None
+                self._positions[(topic, partition)] = last + 1
+                out += taken
+                if len(entries) == share:
+                    full.append(name)
+            active = full
         return out
 
     def commit(self, events: Sequence[Event]) -> None:
