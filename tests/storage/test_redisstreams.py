@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from mainspring.errors import ConfigError, InvalidInputError
 from mainspring.records import Event, utcnow
 from mainspring.storage import open_event_log
+from mainspring.storage.base import partition_for
 from mainspring.storage.memory import memory_event_log
 from mainspring.storage.redisstreams import RedisStreamsEventLog
 
@@ -149,3 +150,20 @@ def test_uri_options() -> None:
         open_event_log("redis+streams://127.0.0.1:1/0?session_timeout_s=soon")
     with pytest.raises(ConfigError, match="names no Redis server"):
         open_event_log("redis+streams://")
+
+
+def test_a_poll_takes_an_equal_share_of_every_partition_with_a_backlog(
+    log: RedisStreamsEventLog,
+) -> None:
+    log.create_topic("t", partitions=4)
+    keys = {partition_for(f"k{n}", 4): f"k{n}" for n in range(100)}  # one key per partition
+    log.produce([Event("t", {}, key=keys[p]) for p in range(4) for _ in range(10)])
+    consumer = log.consumer("g", ["t"])
+    batch = consumer.poll(8, 1.0)
+    assert [sum(e.partition == p for e in batch) for p in range(4)] == [2, 2, 2, 2]
+    # a partition with more than its share fills what the others could not
+    consumer.seek("t", 0, 0)
+    for p in (1, 2, 3):
+        consumer.seek("t", p, 10)
+    assert [e.offset for e in consumer.poll(8, 1.0)] == list(range(8))
+    consumer.close()
