@@ -12,6 +12,8 @@ Fixtures:
   fresh prefix of a bucket on the moto server
 - ``redis_url`` (function): ``redis://127.0.0.1:PORT/0`` of a session Redis server, emptied
   before the test
+- ``durable_redis_server`` (function): a ``servers.RedisServer`` of the test's own with an
+  append-only file, which the test may ``kill()`` and ``restart()``
 - ``promtool`` (session): the path of Prometheus's ``promtool``
 - ``kafka_bootstrap`` (session): ``127.0.0.1:PORT`` of a one-node Apache Kafka (KRaft), its jars
   fetched with Maven and cached; ``kafka_server`` is the ``servers.KafkaServer`` itself
@@ -58,6 +60,7 @@ SERVICE_FIXTURES = frozenset(
         "s3_url",
         "redis_server",
         "redis_url",
+        "durable_redis_server",
         "promtool",
         "kafka_server",
         "kafka_bootstrap",
@@ -165,6 +168,13 @@ def redis_url(redis_server: Any) -> str:
     """``redis://127.0.0.1:PORT/0``, emptied before the test."""
     redis_server.flush()
     return str(redis_server.url())
+
+
+@pytest.fixture
+def durable_redis_server(request: pytest.FixtureRequest) -> Any:
+    """A Redis server of the test's own, with an append-only file synced on every write, that the
+    test may ``kill()`` and ``restart()`` without losing acknowledged writes."""
+    return _start("Redis", servers.RedisServer(durable=True), request)
 
 
 @pytest.fixture(scope="session")

@@ -412,12 +412,16 @@ class MotoServer:
 
 
 class RedisServer:
-    """Debian's ``redis-server`` on 127.0.0.1, in memory only (no snapshots, no AOF)."""
+    """Debian's ``redis-server`` on 127.0.0.1, in memory only (no snapshots, no AOF); with
+    ``durable=True``, with an append-only file synced on every write, so that it can be killed
+    and restarted (:meth:`kill`, :meth:`restart`) without losing acknowledged writes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
         self.port = 0
         self.workdir: Path | None = None
         self.proc: subprocess.Popen[bytes] | None = None
+        self.durable = durable
+        self._args: list[str] = []
 
     def url(self, db: int = 0) -> str:
         return f"redis://{HOST}:{self.port}/{db}"
@@ -443,12 +447,13 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                *(["yes", "--appendfsync", "always"] if self.durable else ["no"]),
                 "--daemonize",
                 "no",
                 "--protected-mode",
                 "yes",
             ]
+            self._args = args
             with log_path.open("wb") as log:
                 self.proc = _spawn(args, log, dict(os.environ), cwd=self.workdir)
             try:
@@ -468,6 +473,19 @@ class RedisServer:
                 return sock.recv(16).startswith(b"+PONG")
         except OSError:
             return False
+
+    def kill(self) -> None:
+        """End the server at once (SIGKILL), keeping its port and its files."""
+        _stop_group(self.proc, signal.SIGKILL)
+        self.proc = None
+
+    def restart(self) -> None:
+        """Start the server again after :meth:`kill`, on the same port with the same files."""
+        assert self.workdir is not None, "restart() needs a started server"
+        log_path = self.workdir / f"redis-restart-{uuid.uuid4().hex[:6]}.log"
+        with log_path.open("wb") as log:
+            self.proc = _spawn(self._args, log, dict(os.environ), cwd=self.workdir)
+        _wait_until(self._accepts, self.proc, "redis-server", log_path)
 
     def flush(self) -> None:
         """Empty every database (between tests)."""

@@ -1,6 +1,8 @@
-"""Events/s for produce -> consume on the embedded log (and on Kafka when given a broker).
+"""Events/s for produce -> consume on the embedded log (and on Kafka or Redis Streams when given a
+server).
 
 Run: python benchmarks/events/bench_events.py [--events N] [--kafka 127.0.0.1:9092]
+     [--redis redis://127.0.0.1:6379/0]
 
 Three numbers per backend: produce (batches of 500, each batch durable on return), consume (a
 consumer group polling batches of 500 and committing each), and consume + materialize (a Worker
@@ -66,6 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--kafka", help="bootstrap servers of a Kafka broker to measure too")
+    parser.add_argument("--redis", help="redis://host:port/db of a Redis server to measure too")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="mainspring-bench-"))
     bench("embedded", lambda: SqliteEventLog(workdir / "events.db"), args.events, workdir)
@@ -73,6 +76,13 @@ def main() -> None:
         from mainspring.storage.kafka import KafkaEventLog
 
         bench("kafka", lambda: KafkaEventLog(args.kafka), args.events, workdir)
+    if args.redis:
+        from mainspring.storage.redisstreams import RedisStreamsEventLog
+
+        prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+        bench(
+            "redis", lambda: RedisStreamsEventLog(args.redis, prefix=prefix), args.events, workdir
+        )
 
 
 if __name__ == "__main__":

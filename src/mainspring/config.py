@@ -128,7 +128,8 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     #: The online feature store (``sqlite:///…``, ``redis://…``, ``memory://``).
     online: str = ""
-    #: The event log: ``sqlite:///path`` (embedded), ``kafka://host:port`` or ``memory://``.
+    #: The event log: ``sqlite:///path`` (embedded), ``kafka://host:port``,
+    #: ``redis+streams://host:port/db`` or ``memory://``.
     events: str = "memory://"
     #: The decision log (personal data, durability).
     audit: AuditSettings = field(default_factory=AuditSettings)

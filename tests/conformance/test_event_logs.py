@@ -1,4 +1,5 @@
-"""One suite over every event log backend: in memory, embedded (SQLite) and Apache Kafka."""
+"""One suite over every event log backend: in memory, embedded (SQLite), Apache Kafka and Redis
+Streams."""
 
 from __future__ import annotations
 
@@ -21,7 +22,12 @@ SETTLE_S = 90.0
 
 
 @pytest.fixture(
-    params=["memory", "embedded", pytest.param("kafka", marks=pytest.mark.service)],
+    params=[
+        "memory",
+        "embedded",
+        pytest.param("kafka", marks=pytest.mark.service),
+        pytest.param("redis-streams", marks=pytest.mark.service),
+    ],
 )
 def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
     event_log: EventLog
@@ -29,10 +35,14 @@ def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
         event_log = memory_event_log()
     elif request.param == "embedded":
         event_log = SqliteEventLog(tmp_path / "events.db", session_timeout_s=3)
-    else:
+    elif request.param == "kafka":
         from mainspring.storage.kafka import KafkaEventLog
 
         event_log = KafkaEventLog(request.getfixturevalue("kafka_bootstrap"))
+    else:
+        from mainspring.storage.redisstreams import RedisStreamsEventLog
+
+        event_log = RedisStreamsEventLog(request.getfixturevalue("redis_url"), session_timeout_s=3)
     yield event_log
     event_log.close()
 

@@ -1,6 +1,7 @@
 """Faults: a worker killed with SIGKILL mid-stream and restarted processes every event exactly once
-(on the embedded log and on Kafka); a Kafka broker that is down at start or goes down mid-run
-makes workers retry with backoff and resume, and producers fail loudly."""
+(on the embedded log, on Kafka and on Redis Streams); a Kafka broker or a Redis server that is
+down at start or goes down mid-run makes workers retry with backoff and resume, and producers fail
+loudly."""
 
 from __future__ import annotations
 
@@ -181,6 +182,76 @@ def test_kafka_going_down_mid_run(kafka_server: Any, tmp_path: Path) -> None:
         worker.stop()
         thread.join(WAIT_S)
     assert not thread.is_alive()
+    rows = view.rows()
+    assert len(rows) == EVENTS and all(applied == 1 for _, _, applied in rows)
+    pairs = [(k, json.dumps(p, separators=(",", ":"), sort_keys=True)) for k, p, _ in rows]
+    assert checksum(pairs) == digest
+    view.close()
+    log.close()
+
+
+def streams_url(redis_url: str, options: str = "") -> str:
+    return redis_url.replace("redis://", "redis+streams://", 1) + options
+
+
+def test_worker_killed_mid_stream_on_redis_streams(redis_url: str, tmp_path: Path) -> None:
+    from mainspring.storage.redisstreams import RedisStreamsEventLog
+
+    log = RedisStreamsEventLog(redis_url)
+    kill_and_restart(log, streams_url(redis_url, "?session_timeout_s=2"), tmp_path)
+    log.close()
+
+
+def test_worker_retries_while_redis_is_unreachable_and_stops_cleanly(tmp_path: Path) -> None:
+    from mainspring.storage.redisstreams import RedisStreamsEventLog
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here
+    log = RedisStreamsEventLog(f"redis://127.0.0.1:{port}/0", delivery_timeout_s=0.5)
+    view = Materialize(tmp_path / "view.db", "view", ["orders"])
+    worker = Worker(log, view, backoff=Backoff(initial_s=0.01, max_s=0.05))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: worker.stats.retries >= 2, "the worker to retry")
+    finally:
+        worker.stop()
+        thread.join(WAIT_S)
+    assert not thread.is_alive()
+    with pytest.raises(StorageError, match=f"Redis at 127.0.0.1:{port}/0"):
+        log.produce([Event("orders", {"n": 1})])  # loud, not silent
+    view.close()
+    log.close()
+
+
+def test_redis_going_down_mid_run(durable_redis_server: Any, tmp_path: Path) -> None:
+    from mainspring.storage.redisstreams import RedisStreamsEventLog
+
+    server = durable_redis_server
+    log = RedisStreamsEventLog(server.url(), delivery_timeout_s=1)
+    topic = f"down-{uuid.uuid4().hex[:8]}"
+    log.create_topic(topic, partitions=2)
+    events, digest = expected(topic)
+    log.produce(events[: EVENTS // 2])
+    view = Materialize(tmp_path / "view.db", "view", [topic])
+    worker = Worker(log, view, batch_size=40, backoff=Backoff(initial_s=0.05, max_s=1.0))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: len(view.rows()) >= 100, "the worker to make progress")
+        server.kill()
+        with pytest.raises(StorageError, match="did not acknowledge"):
+            log.produce(events[EVENTS // 2 : EVENTS // 2 + 5])  # loud while the server is down
+        server.restart()
+        log.produce(events[EVENTS // 2 :])
+        wait_for(lambda: len(view.rows()) >= EVENTS, "the worker to resume and catch up")
+        wait_for(lambda: worker.lag() == 0, "the worker to commit everything")
+    finally:
+        worker.stop()
+        thread.join(WAIT_S)
+    assert not thread.is_alive()
+    assert worker.stats.retries > 0  # it did see the server go away
     rows = view.rows()
     assert len(rows) == EVENTS and all(applied == 1 for _, _, applied in rows)
     pairs = [(k, json.dumps(p, separators=(",", ":"), sort_keys=True)) for k, p, _ in rows]

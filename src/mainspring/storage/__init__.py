@@ -80,7 +80,7 @@ def open_online_store(url: str) -> OnlineStore:
 
 def open_event_log(url: str) -> EventLog:
     """Open the event log a URI names: ``sqlite:///path`` (embedded), ``memory://``,
-    ``kafka://host:port[,host:port]``."""
+    ``kafka://host:port[,host:port]``, ``redis+streams://host:port/db``."""
     scheme = url.split("://", 1)[0]
     if scheme == "memory":
         from mainspring.storage.memory import memory_event_log
@@ -94,8 +94,12 @@ def open_event_log(url: str) -> EventLog:
         from mainspring.storage.kafka import open_kafka_event_log
 
         return open_kafka_event_log(url)
+    if scheme in {"redis+streams", "rediss+streams"}:
+        from mainspring.storage.redisstreams import open_redis_streams_event_log
+
+        return open_redis_streams_event_log(url)
     raise ConfigError(
-        f"event log URI {url!r} has an unknown scheme {scheme!r}; use sqlite:///, kafka:// or "
-        "memory://",
+        f"event log URI {url!r} has an unknown scheme {scheme!r}; use sqlite:///, kafka://, "
+        "redis+streams:// or memory://",
         key="events",
     )

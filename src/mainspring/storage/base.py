@@ -9,7 +9,8 @@
   ``online.SqliteOnlineStore`` (embedded default), ``redis.RedisOnlineStore`` and the in-memory
   twin ``memory.MemoryOnlineStore``.
 - :class:`EventLog` holds partitioned topics of events with consumer groups: ``eventlog.py``
-  (embedded, SQLite), ``kafka.py`` (Apache Kafka); see the class.
+  (embedded, SQLite), ``kafka.py`` (Apache Kafka), ``redisstreams.py`` (Redis Streams); see the
+  class.
 
 Backends are chosen by URI through :func:`mainspring.storage.open_blob_store`,
 :func:`mainspring.storage.open_metadata_store`, :func:`mainspring.storage.open_online_store` and
@@ -215,7 +216,8 @@ class EventLog(Protocol):
     """Partitioned, append-only topics of :class:`~mainspring.records.Event` with offsets.
 
     Backends: ``eventlog.SqliteEventLog`` (embedded, durable; ``memory.memory_event_log()`` is its
-    in-memory twin) and ``kafka.KafkaEventLog`` (Apache Kafka). Keyed events go to
+    in-memory twin), ``kafka.KafkaEventLog`` (Apache Kafka) and
+    ``redisstreams.RedisStreamsEventLog`` (Redis Streams). Keyed events go to
     :func:`partition_for`; keyless ones are spread over the partitions.
     """
 
