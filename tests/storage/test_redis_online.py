@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -52,7 +53,37 @@ def test_each_thread_reads_on_its_own_connection(redis_url: str) -> None:
         assert len(admin.client_list()) == 6
     finally:
         store.close()
-    assert len(admin.client_list()) == 1  # close() closed the readers too
+    for _ in range(200):  # close() closed the readers too (the server notices soon after)
+        if len(admin.client_list()) == 1:
+            break
+        time.sleep(0.01)
+    assert len(admin.client_list()) == 1
     admin.close()
     with pytest.raises(StorageError, match="failed a read"):
         RedisOnlineStore("redis://127.0.0.1:1/0").read([("v", "a")])
+
+
+def test_a_forked_child_reads_on_its_own_connection(redis_url: str) -> None:
+    import os
+
+    store = RedisOnlineStore(redis_url)
+    try:
+        store.write("v", [(str(i), i, b"%d" % i) for i in range(200)])
+        assert store.read([("v", "1")]) == [(1, b"1")]  # the parent's connection is open
+        children = []
+        for _ in range(2):
+            reader, writer = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: read many keys while the parent does too
+                ok = all(store.read([("v", str(i))]) == [(i, b"%d" % i)] for i in range(200))
+                os.write(writer, b"ok" if ok else b"no")
+                os._exit(0)
+            os.close(writer)
+            children.append((pid, reader))
+        assert all(store.read([("v", str(i))]) == [(i, b"%d" % i)] for i in range(200))
+        for pid, reader in children:
+            assert os.read(reader, 2) == b"ok"
+            os.close(reader)
+            os.waitpid(pid, 0)
+    finally:
+        store.close()

@@ -13,7 +13,9 @@ more Python work than the read itself, and the source of most of its latency tai
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -66,6 +68,14 @@ class RedisOnlineStore:
             raise StorageError(f"online store {url} cannot be opened: {exc}") from exc
         self._local = threading.local()
         self._opened: list[Any] = []
+        self._lock = threading.Lock()
+        # a forked child must not share the parent's sockets: it opens its own
+        this = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (s := this()) is not None and s._forget())
+
+    def _forget(self) -> None:
+        self._local = threading.local()
+        self._opened = []
         self._lock = threading.Lock()
 
     def _connection(self) -> Any:
