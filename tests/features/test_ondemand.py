@@ -24,8 +24,9 @@ from mainspring.features import (
     FileSource,
     OnDemandFeatureView,
 )
-from mainspring.features.ondemand import Plan, compute, context_columns, input_array
-from mainspring.features.plans import Selection
+from mainspring.features.computed import context_columns
+from mainspring.features.ondemand import compute, input_array
+from mainspring.features.plans import OnDemandPart, Plan, Selection
 from mainspring.project import Project
 from mainspring.records import Lineage
 
@@ -322,9 +323,7 @@ def ints(columns: dict[str, Any]) -> dict[str, Any]:
     return {"n": columns["amount"]}
 
 
-def _part(view: OnDemandFeatureView) -> Any:
-    from mainspring.features.ondemand import OnDemandPart
-
+def _part(view: OnDemandFeatureView) -> OnDemandPart:
     return OnDemandPart(view, 1, view.feature_names, ())
 
 

@@ -10,14 +10,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from mainspring.errors import InvalidInputError
 from mainspring.features import ondemand
 from mainspring.features.frames import arrow, arrow_type, compatible
-from mainspring.features.ondemand import Context, Plan
+from mainspring.features.ondemand import accepts
 from mainspring.features.online import OnlineFeatures, entity_columns
+from mainspring.features.plans import Plan
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+#: A request context: one mapping for every entity (scalars) or per entity (lists, or a list of
+#: mappings).
+Context = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
 
 def entities_only(
@@ -41,7 +48,7 @@ def with_online(plan: Plan, result: OnlineFeatures, context: Context | None) -> 
     """``result`` (the stored features of ``plan.selection``) with the on-demand features added
     and the input-only features removed."""
     rows = len(result.entities)
-    columns = ondemand.context_columns(plan, context, rows)
+    columns = context_columns(plan, context, rows)
     values = {k: v for k, v in result.values.items() if k not in plan.hidden}
     for part in plan.ondemand:
         given = {f.name: columns[f.name] for f in part.view.context}
@@ -115,3 +122,73 @@ def with_offline(plan: Plan, table: pa.Table) -> pa.Table:
     for name, column in added.items():
         table = table.append_column(name, column)
     return table
+
+
+def context_columns(plan: Plan, context: Context | None, rows: int) -> dict[str, list[Any]]:
+    """The request context as one list per context field, checked against the declared types."""
+    wanted = plan.context_fields
+    if not wanted:
+        return {}
+    if context is None:
+        name, (_, view) = next(iter(wanted.items()))
+        raise InvalidInputError(
+            f"on-demand feature view {view!r} needs context field {name!r}; pass "
+            f"context={{{', '.join(repr(n) + ': ...' for n in wanted)}}}",
+            field=f"context.{name}",
+        )
+    out: dict[str, list[Any]] = {}
+    if isinstance(context, Mapping):
+        for name, (_, view) in wanted.items():
+            if name not in context or context[name] is None:
+                raise InvalidInputError(
+                    f"on-demand feature view {view!r} needs context field {name!r}; the "
+                    f"context has: {', '.join(map(str, context)) or 'nothing'}",
+                    field=f"context.{name}",
+                )
+            value = context[name]
+            if isinstance(value, list | tuple | np.ndarray):
+                column = list(value)
+                if len(column) != rows:
+                    raise InvalidInputError(
+                        f"on-demand feature view {view!r}: context field {name!r} has "
+                        f"{len(column)} values for {rows} entities; give one value, or one "
+                        "per entity",
+                        field=f"context.{name}",
+                    )
+            else:
+                column = [value] * rows
+            out[name] = column
+    elif isinstance(context, Sequence) and not isinstance(context, str | bytes):
+        if len(context) != rows:
+            raise InvalidInputError(
+                f"the context has {len(context)} rows for {rows} entities; give one mapping, "
+                "or one per entity",
+                field="context",
+            )
+        for name, (_, view) in wanted.items():
+            column = []
+            for i, row in enumerate(context):
+                if not isinstance(row, Mapping) or row.get(name) is None:
+                    raise InvalidInputError(
+                        f"on-demand feature view {view!r} needs context field {name!r}; "
+                        f"context row {i} lacks it",
+                        field=f"context[{i}].{name}",
+                    )
+                column.append(row[name])
+            out[name] = column
+    else:
+        raise InvalidInputError(
+            "context must be a mapping of context fields to values (or to one value per "
+            "entity), or a list of such mappings",
+            field="context",
+        )
+    for name, (dtype, view) in wanted.items():
+        for i, value in enumerate(out[name]):
+            if not accepts(value, dtype):
+                at = f"context.{name}" if rows == 1 else f"context.{name}[{i}]"
+                raise InvalidInputError(
+                    f"on-demand feature view {view!r}: context field {name!r} must be {dtype}, "
+                    f"not {type(value).__name__} {value!r}",
+                    field=at,
+                )
+    return out

@@ -47,17 +47,12 @@ from mainspring.features.definitions import (
     as_array,
     transformation_digest,
 )
-from mainspring.features.plans import Selection, select
 from mainspring.records import JSON, check_name
 
 #: The kind under which on-demand views are registered.
 KIND = "ondemand"
 #: Modules whose functions cannot be imported again by name (scripts and definitions files).
 SCRIPT_MODULES = frozenset({"__main__", "mainspring_features", "builtins"})
-
-#: A request context: one mapping for every entity (scalars) or per entity (lists, or a list of
-#: mappings).
-Context = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
 
 def _check_function(func: Any, where: str) -> None:
@@ -252,7 +247,7 @@ def input_array(values: Sequence[Any], dtype: str) -> npt.NDArray[Any]:
     return np.array(values, dtype=dtype)
 
 
-def _accepts(value: Any, dtype: str) -> bool:
+def accepts(value: Any, dtype: str) -> bool:
     if dtype == "string":
         return isinstance(value, str)
     if dtype == "bool":
@@ -306,7 +301,7 @@ def output_values(view: OnDemandFeatureView, name: str, produced: Any, rows: int
     integer = dtype not in ("string", "bool") and not dtype.startswith("float")
     plain = (integer and kind in "iu") or (dtype == "string" and kind == "U") or kind == "O"
     values = array.tolist() if plain else None
-    if values is not None and all(v is None or _accepts(v, dtype) for v in values):
+    if values is not None and all(v is None or accepts(v, dtype) for v in values):
         return [_python(v, dtype) for v in values]
     raise InvalidInputError(
         f"{where}: field {name!r} is declared {dtype} but the function returned "
@@ -358,211 +353,3 @@ def compute(
 def sample_value(dtype: str) -> Any:
     """A harmless value of ``dtype`` for trying a function at ``apply``."""
     return {"string": "a", "bool": True}.get(dtype, 1.0 if dtype.startswith("float") else 1)
-
-
-# ---------------------------------------------------------------------------- plans
-
-
-@dataclass(frozen=True, slots=True)
-class OnDemandPart:
-    """The features taken from one on-demand view and the input features it reads."""
-
-    view: OnDemandFeatureView
-    version: int
-    features: tuple[str, ...]
-    #: (feature name, dtype) of each input feature, as passed to the function.
-    inputs: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """What a request reads from the stores and what it computes on demand.
-
-    ``selection`` holds the requested stored features plus the inputs of on-demand views;
-    ``hidden`` are feature columns read only as inputs and ``hidden_views`` views read only for
-    inputs: neither is returned.
-    """
-
-    selection: Selection
-    ondemand: tuple[OnDemandPart, ...] = ()
-    hidden: tuple[str, ...] = ()
-    hidden_views: tuple[str, ...] = ()
-
-    @property
-    def context_fields(self) -> dict[str, tuple[str, str]]:
-        """Context field → (dtype, the first view that needs it)."""
-        out: dict[str, tuple[str, str]] = {}
-        for part in self.ondemand:
-            for f in part.view.context:
-                out.setdefault(f.name, (f.dtype, part.view.name))
-        return out
-
-    @property
-    def refs(self) -> tuple[str, ...]:
-        return tuple(f"{p.view.name}@v{p.version}" for p in self.ondemand)
-
-
-def split(
-    refs: Sequence[str], ondemand: Mapping[str, Any]
-) -> tuple[list[str], dict[str, list[str]]]:
-    """References → (stored-view references, on-demand view → its features taken)."""
-    stored: list[str] = []
-    taken: dict[str, list[str]] = {}
-    for ref in refs:
-        name, _, feature = ref.partition(":") if isinstance(ref, str) else ("", "", "")
-        if name in ondemand:
-            view = ondemand[name]
-            names = [feature] if feature else list(view.feature_names)
-            chosen = taken.setdefault(name, [])
-            for n in names:
-                view.field(n)
-                if n not in chosen:
-                    chosen.append(n)
-        else:
-            stored.append(ref)
-    return stored, taken
-
-
-def make_plan(
-    refs: Sequence[str],
-    views: Mapping[str, OnDemandFeatureView],
-    versions: Mapping[str, int],
-    registered: dict[str, tuple[FeatureView, int, str]],
-) -> Plan:
-    """Resolve ``refs`` naming stored views (``registered``: name → (view, version, namespace))
-    and on-demand ``views`` into what to read and what to compute."""
-    stored_refs, taken = split(refs, views)
-    inputs = [ref for name in taken for ref in views[name].input_refs]
-    wanted = select(tuple(stored_refs), registered) if stored_refs else None
-    everything = (
-        select((*stored_refs, *inputs), registered) if stored_refs or inputs else Selection(())
-    )
-    shown = set(wanted.output_columns()) if wanted is not None else set()
-    hidden = tuple(c for p in everything.parts for c in p.columns if c not in shown)
-    hidden_views = tuple(
-        p.view.name for p in everything.parts if f"{p.view.name}__found" not in shown
-    )
-    available = {p.view.name: p.view for p in everything.parts}
-    owners = {c: p.view.name for p in everything.parts for c in p.columns if c in shown}
-    parts = []
-    for name, features in taken.items():
-        view = views[name]
-        for f in features:
-            if f in owners:
-                raise InvalidInputError(
-                    f"feature {f!r} is in both {owners[f]!r} and on-demand feature view "
-                    f"{name!r}; select one of them",
-                    field=f"{name}:{f}",
-                )
-            owners[f] = name
-        types = input_types(view, available)
-        parts.append(OnDemandPart(view, versions[name], tuple(features), types))
-    return Plan(everything, tuple(parts), hidden, hidden_views)
-
-
-def input_types(
-    view: OnDemandFeatureView, views: Mapping[str, FeatureView]
-) -> tuple[tuple[str, str], ...]:
-    """(feature, dtype) of each input of ``view``, resolved against ``views``."""
-    out: dict[str, str] = {}
-    context = {f.name for f in view.context}
-    for ref in view.input_refs:
-        name, _, feature = ref.partition(":")
-        source = views.get(name)
-        if source is None:
-            raise InvalidInputError(
-                f"on-demand feature view {view.name!r} reads feature view {name!r}, which is "
-                f"not registered; registered views: {', '.join(sorted(views)) or 'none'}",
-                field=f"{view.name}.inputs",
-            )
-        for n in [feature] if feature else list(source.feature_names):
-            dtype = source.field(n).dtype
-            if n in context or n in view.feature_names or out.get(n, dtype) != dtype:
-                raise InvalidInputError(
-                    f"on-demand feature view {view.name!r}: input feature {n!r} (of {name!r}) "
-                    "has the name of a context field, an output or another input; rename one",
-                    field=f"{view.name}.inputs",
-                )
-            out[n] = dtype
-    return tuple(out.items())
-
-
-def check_view(view: OnDemandFeatureView, views: Mapping[str, FeatureView], *, run: bool) -> None:
-    """Validate inputs against registered ``views`` and, with ``run``, try the function on two
-    sample rows (its outputs must be the declared fields with their types)."""
-    inputs = input_types(view, views)
-    if run:
-        columns = {f.name: [sample_value(f.dtype)] * 2 for f in view.context}
-        columns.update({n: [sample_value(t)] * 2 for n, t in inputs})
-        with np.errstate(all="ignore"):
-            compute(view, columns, 2, dict(inputs))
-
-
-def context_columns(plan: Plan, context: Context | None, rows: int) -> dict[str, list[Any]]:
-    """The request context as one list per context field, checked against the declared types."""
-    wanted = plan.context_fields
-    if not wanted:
-        return {}
-    if context is None:
-        name, (_, view) = next(iter(wanted.items()))
-        raise InvalidInputError(
-            f"on-demand feature view {view!r} needs context field {name!r}; pass "
-            f"context={{{', '.join(repr(n) + ': ...' for n in wanted)}}}",
-            field=f"context.{name}",
-        )
-    out: dict[str, list[Any]] = {}
-    if isinstance(context, Mapping):
-        for name, (_, view) in wanted.items():
-            if name not in context or context[name] is None:
-                raise InvalidInputError(
-                    f"on-demand feature view {view!r} needs context field {name!r}; the "
-                    f"context has: {', '.join(map(str, context)) or 'nothing'}",
-                    field=f"context.{name}",
-                )
-            value = context[name]
-            if isinstance(value, list | tuple | np.ndarray):
-                column = list(value)
-                if len(column) != rows:
-                    raise InvalidInputError(
-                        f"on-demand feature view {view!r}: context field {name!r} has "
-                        f"{len(column)} values for {rows} entities; give one value, or one "
-                        "per entity",
-                        field=f"context.{name}",
-                    )
-            else:
-                column = [value] * rows
-            out[name] = column
-    elif isinstance(context, Sequence) and not isinstance(context, str | bytes):
-        if len(context) != rows:
-            raise InvalidInputError(
-                f"the context has {len(context)} rows for {rows} entities; give one mapping, "
-                "or one per entity",
-                field="context",
-            )
-        for name, (_, view) in wanted.items():
-            column = []
-            for i, row in enumerate(context):
-                if not isinstance(row, Mapping) or row.get(name) is None:
-                    raise InvalidInputError(
-                        f"on-demand feature view {view!r} needs context field {name!r}; "
-                        f"context row {i} lacks it",
-                        field=f"context[{i}].{name}",
-                    )
-                column.append(row[name])
-            out[name] = column
-    else:
-        raise InvalidInputError(
-            "context must be a mapping of context fields to values (or to one value per "
-            "entity), or a list of such mappings",
-            field="context",
-        )
-    for name, (dtype, view) in wanted.items():
-        for i, value in enumerate(out[name]):
-            if not _accepts(value, dtype):
-                at = f"context.{name}" if rows == 1 else f"context.{name}[{i}]"
-                raise InvalidInputError(
-                    f"on-demand feature view {view!r}: context field {name!r} must be {dtype}, "
-                    f"not {type(value).__name__} {value!r}",
-                    field=at,
-                )
-    return out

@@ -23,6 +23,7 @@ from mainspring.errors import (
 )
 from mainspring.features import catalog, computed, ondemand
 from mainspring.features.catalog import Materialization, Registered
+from mainspring.features.computed import Context
 from mainspring.features.definition_file import DEFAULT_FILE, load_definitions
 from mainspring.features.definitions import (
     Entity,
@@ -33,14 +34,21 @@ from mainspring.features.definitions import (
 )
 from mainspring.features.frames import TS, feature_table, to_arrow
 from mainspring.features.metrics import FeatureMetrics
-from mainspring.features.ondemand import Context, OnDemandFeatureView, Plan
+from mainspring.features.ondemand import OnDemandFeatureView
 from mainspring.features.online import (
     OnlineFeatures,
     check_unique,
     encode_rows,
     read_online,
 )
-from mainspring.features.plans import Selection, namespace_of, select
+from mainspring.features.plans import (
+    Plan,
+    Selection,
+    check_ondemand,
+    make_plan,
+    namespace_of,
+    select,
+)
 from mainspring.features.progress import Steps
 from mainspring.features.sources import (
     connect,
@@ -249,7 +257,7 @@ class FeatureStore:
                     "it another name",
                     field=od.name,
                 )
-            ondemand.check_view(od, available, run=check)
+            check_ondemand(od, available, run=check)
             before = catalog.latest(conn, ondemand.KIND, od.name)
             definition = od.to_dict()
             if before is not None and before.digest != catalog.digest_of(definition):
@@ -461,7 +469,7 @@ class FeatureStore:
         else:
             computed_views = {name: self.ondemand_view(name) for name in used}
             versions = {name: self.get(ondemand.KIND, name).version for name in used}
-            plan = ondemand.make_plan(refs, computed_views, versions, self._registered_views())
+            plan = make_plan(refs, computed_views, versions, self._registered_views())
         with self._lock:
             self._plans[key] = plan
         return plan

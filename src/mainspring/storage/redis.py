@@ -13,6 +13,7 @@ more Python work than the read itself, and the source of most of its latency tai
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import weakref
@@ -70,8 +71,7 @@ class RedisOnlineStore:
         self._opened: list[Any] = []
         self._lock = threading.Lock()
         # a forked child must not share the parent's sockets: it opens its own
-        this = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (s := this()) is not None and s._forget())
+        os.register_at_fork(after_in_child=functools.partial(_forget_in_child, weakref.ref(self)))
 
     def _forget(self) -> None:
         self._local = threading.local()
@@ -164,3 +164,9 @@ class RedisOnlineStore:
         for connection in opened:
             connection.disconnect()
         self._client.close()
+
+
+def _forget_in_child(store: weakref.ref[RedisOnlineStore]) -> None:
+    alive = store()
+    if alive is not None:
+        alive._forget()
