@@ -256,6 +256,17 @@ def test_context_only_view(project: Project) -> None:
     assert got.entities == [{"customer_id": 1}, {"customer_id": 2}]
 
 
+def test_context_a_request_does_not_need_is_ignored(project: Project) -> None:
+    store = project.features
+    end = T0 + timedelta(days=10)
+    store.materialize(end=end)
+    plain = store.get_online_features(["profile"], [{"customer_id": 1}], now=end)
+    extra = {"amount": 1.0, "channel": "web", "unused": object()}
+    assert store.get_online_features(["profile"], [{"customer_id": 1}], extra, now=end) == plain
+    fees_only = store.get_online_features(["fees"], [{"customer_id": 1}], context=extra)
+    assert fees_only.values == {"fee": [0.02]}
+
+
 # ----------------------------------------------------------------------------- bad input
 
 

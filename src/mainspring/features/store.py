@@ -563,7 +563,8 @@ class FeatureStore:
         A missing entity, or one whose row is older than the view's TTL, gets ``None`` values
         and ``found = False``. On-demand features are computed from ``context``: one mapping of
         context fields for every entity, a mapping of one value list per field, or one mapping
-        per entity.
+        per entity. Context fields that no requested view needs are ignored (a request without
+        on-demand features ignores the context).
         """
         if time.monotonic() - self._checked >= self.refresh_seconds:
             self._refresh()
