@@ -1,5 +1,6 @@
 """Define features, build a point-in-time-correct training set, train and register a model on it,
-materialize, and score an applicant with online features.
+materialize, and score an applicant with online features, one of them computed on demand from
+the amount the applicant asks for.
 
 Run: python examples/features_quickstart.py [PROJECT_DIR]
 """
@@ -27,6 +28,11 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 def debt_service(columns: dict[str, Any]) -> dict[str, Any]:
     """A transformation: plain NumPy over the source's columns, the same offline and online."""
     return {"debt_ratio": columns["debt"] / np.maximum(columns["income"], 1.0)}
+
+
+def affordability(columns: dict[str, Any]) -> dict[str, Any]:
+    """An on-demand function: the request's amount against the stored income."""
+    return {"amount_to_income": columns["amount"] / np.maximum(columns["income"], 1.0)}
 
 
 def main(directory: str) -> None:
@@ -61,27 +67,37 @@ def main(directory: str) -> None:
         ttl=timedelta(days=30),
         transformation=debt_service,
     )
-    service = ms.FeatureService("credit", features=[profile, ratios])
+    loan = ms.OnDemandFeatureView(
+        "loan",
+        context=[ms.Field("amount")],
+        fields=[ms.Field("amount_to_income")],
+        function=affordability,
+        inputs=["profile:income"],
+    )
+    service = ms.FeatureService("credit", features=[profile, ratios, loan])
 
     with ms.Project.open(root) as project:
         features = project.features
-        for r in features.apply([customer, profile, ratios, service], actor="alice"):
+        for r in features.apply([customer, profile, ratios, loan, service], actor="alice"):
             print(f"applied {r.kind} {r.name} v{r.version}")
 
-        # labels observed at random times; features as they were at those times
+        # applications at random times, with the amount asked for (the request context);
+        # features as they were at those times
         events = pd.DataFrame(
             {
                 "customer_id": rng.integers(0, customers, 2000),
                 "event_timestamp": [
                     T0 + timedelta(days=float(d)) for d in rng.uniform(0, days + 40, 2000)
                 ],
+                "amount": rng.uniform(1_000, 40_000, 2000),
             }
         )
         training = features.get_historical_features(events, service, progress=True)
         frame = training.data
         print(f"training set: {len(frame)} rows, missing features: {training.missing}")
         known = frame[frame["profile__found"] & frame["ratios__found"]]
-        x = known[["income", "debt", "debt_ratio"]]
+        names = ["income", "debt", "debt_ratio", "amount_to_income"]
+        x = known[names]
         y = (known["debt_ratio"] + rng.normal(0, 0.2, len(known)) > 0.4).astype(int)
         model = lgb.LGBMClassifier(n_estimators=20, verbose=-1).fit(x, y)
         version = project.registry.register(
@@ -96,15 +112,18 @@ def main(directory: str) -> None:
         end = T0 + timedelta(days=days)
         runs = features.materialize(end=end)
         print("materialized", {r.view: r.rows for r in runs})
-        online = features.get_online_features("credit", [{"customer_id": 7}], now=end)
+        online = features.get_online_features(
+            "credit", [{"customer_id": 7}], context={"amount": 12_000.0}, now=end
+        )
         row = online.rows()[0]
-        score = model.predict_proba(pd.DataFrame([row])[["income", "debt", "debt_ratio"]])[0, 1]
+        score = model.predict_proba(pd.DataFrame([row])[names])[0, 1]
         print(f"customer 7 online: {row} → P(risky) = {score:.3f}")
 
         offline = features.get_historical_features(
-            pd.DataFrame({"customer_id": [7], "event_timestamp": [end]}), service
+            pd.DataFrame({"customer_id": [7], "event_timestamp": [end], "amount": [12_000.0]}),
+            service,
         ).data
-        same = all(offline[name][0] == row[name] for name in ("income", "debt", "debt_ratio"))
+        same = all(offline[name][0] == row[name] for name in names)
         print("online and offline agree" if same else "online and offline DIFFER")
 
         try:

@@ -8,6 +8,10 @@ row. Feast runs in its own virtualenv under benchmarks/.venvs/ (created here), n
 Mainspring's dependencies.
 
 Run from the repository: .venv/bin/python benchmarks/features/run.py [--quick] [--record]
+
+--redis N runs only the Redis online reads, N rounds (no Feast): each round starts a fresh
+redis-server and reports Mainspring's 1- and 100-entity reads beside the floor, a bare MGET of
+the same keys over a raw socket in the same process (no client library).
 """
 
 from __future__ import annotations
@@ -134,6 +138,13 @@ def mainspring_store(data: Path, online: Any = None) -> Any:
 
 def mainspring_side(data: Path, mode: str, out: Path) -> None:
     meta = json.loads((data / "meta.json").read_text())
+    if mode == "redis":
+        end = datetime.fromisoformat(meta["end"])
+        ids = meta["online_ids"]
+        one = [{"customer_id": ids[0]}]
+        hundred = [{"customer_id": i} for i in ids[:100]]
+        out.write_text(json.dumps(redis_timings(data, end, one, hundred, True)), "utf-8")
+        return
     store = mainspring_store(data)
     if mode == "online":
         end = datetime.fromisoformat(meta["end"])
@@ -172,7 +183,11 @@ def mainspring_side(data: Path, mode: str, out: Path) -> None:
 
 
 def redis_timings(
-    data: Path, end: datetime, one: list[dict[str, int]], hundred: list[dict[str, int]]
+    data: Path,
+    end: datetime,
+    one: list[dict[str, int]],
+    hundred: list[dict[str, int]],
+    redis_only: bool = False,
 ) -> dict[str, Any]:
     """The same reads on a Redis online store (Debian's redis-server on 127.0.0.1), if present."""
     binary = shutil.which("redis-server")
@@ -199,15 +214,51 @@ def redis_timings(
         store.materialize(end=end, full=True)
         for _ in range(20):
             store.get_online_features("bench", one, now=end)
-        return {
-            "redis_1_ms": timed(lambda: store.get_online_features("bench", one, now=end), 1000),
+        n1, n100 = (5000, 1000) if redis_only else (1000, 200)
+        result = {
+            "redis_1_ms": timed(lambda: store.get_online_features("bench", one, now=end), n1),
             "redis_100_ms": timed(
-                lambda: store.get_online_features("bench", hundred, now=end), 200
+                lambda: store.get_online_features("bench", hundred, now=end), n100
             ),
         }
+        namespace = store.selection("bench").parts[0].namespace
+        keys = [f"mainspring:online:{namespace}\x1e{e['customer_id']}" for e in hundred]
+        result.update(redis_floor(port, keys, n1, n100))
+        return result
     finally:
         server.terminate()
         server.wait(10)
+
+
+def redis_floor(port: int, keys: list[str], n1: int, n100: int) -> dict[str, list[float]]:
+    """A bare MGET over a raw socket: the round trip without any client library (the floor)."""
+
+    def command(names: list[str]) -> bytes:
+        parts = [b"*%d\r\n$4\r\nMGET\r\n" % (len(names) + 1)]
+        for name in names:
+            raw = name.encode()
+            parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+        return b"".join(parts)
+
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def mget(packed: bytes, replies: int) -> None:
+        sock.sendall(packed)
+        buffer = sock.recv(1 << 16)
+        while buffer.count(b"\r\n") < 1 + 2 * replies:  # header, then length + value each
+            buffer += sock.recv(1 << 16)
+
+    one, hundred = command(keys[:1]), command(keys)
+    for _ in range(20):
+        mget(one, 1)
+    try:
+        return {
+            "redis_floor_1_ms": timed(lambda: mget(one, 1), n1),
+            "redis_floor_100_ms": timed(lambda: mget(hundred, len(keys)), n100),
+        }
+    finally:
+        sock.close()
 
 
 def floor(data: Path, ids: list[int]) -> dict[str, list[float]]:
@@ -259,12 +310,18 @@ def main() -> None:
     parser.add_argument("--side", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="1/10 of the data, for a smoke run")
     parser.add_argument("--record", action="store_true", help="append to benchmarks/RESULTS.md")
+    parser.add_argument(
+        "--redis", type=int, metavar="N", help="only the Redis online reads, N rounds (no Feast)"
+    )
     parser.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
         mainspring_side(Path(args.rest[0]), args.side, Path(args.rest[1]))
         return
 
+    if args.redis:
+        redis_rounds(args.redis, args.quick, args.record)
+        return
     python = feast_python()
     scale = 10 if args.quick else 1
     with tempfile.TemporaryDirectory(prefix="mainspring-bench-") as tmp:
@@ -322,23 +379,12 @@ def main() -> None:
         f"| {fe_h['historical_s']:.2f} s, {fe_h['peak_rss_mb']:.0f} MB peak | - "
         f"| {fe_h['historical_s'] / ms_h['historical_s']:.1f}x faster |"
     )
-    cpu = "unknown CPU"
-    with open("/proc/cpuinfo", encoding="utf-8") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    machine = (
-        f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), "
-        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB, "
-        f"Python {platform.python_version()}"
-    )
     report = "\n".join(
         [
             f"## Feature store vs Feast {FEAST_VERSION} — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
             + (" (quick: 1/10 of the data)" if args.quick else ""),
             "",
-            f"Machine: {machine}. Online store: SQLite for both; 10 float features, "
+            f"Machine: {machine()}. Online store: SQLite for both; 10 float features, "
             f"{meta['entities']:,} entities, {meta['feature_rows']:,} feature rows, TTL 2 days. "
             "Times in ms, median / p99.",
             "",
@@ -357,15 +403,71 @@ def main() -> None:
     )
     print(report)
     if args.record:
-        results_md = ROOT / "benchmarks" / "RESULTS.md"
-        if not results_md.exists():
-            results_md.write_text(
-                "# Benchmark results\n\nFigures recorded by the scripts under `benchmarks/`, "
-                "newest last, each with its machine and date.\n\n",
-                encoding="utf-8",
-            )
-        with results_md.open("a", encoding="utf-8") as out:
-            out.write(report + "\n")
+        record(report)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo", encoding="utf-8") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB, "
+        f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}"
+    )
+
+
+def record(report: str) -> None:
+    results_md = ROOT / "benchmarks" / "RESULTS.md"
+    if not results_md.exists():
+        results_md.write_text(
+            "# Benchmark results\n\nFigures recorded by the scripts under `benchmarks/`, "
+            "newest last, each with its machine and date.\n\n",
+            encoding="utf-8",
+        )
+    with results_md.open("a", encoding="utf-8") as out:
+        out.write(report + "\n")
+
+
+def redis_rounds(rounds: int, quick: bool, save: bool) -> None:
+    """Only the Redis online reads, ``rounds`` times, each round in a fresh process."""
+    import redis.utils
+
+    scale = 10 if quick else 1
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="mainspring-bench-") as tmp:
+        data = Path(tmp)
+        meta = generate(data, 10_000, 100 // scale, 1_000)
+        me = [sys.executable, str(Path(__file__).resolve()), "--side"]
+        for i in range(rounds):
+            r = child(Path(me[0]), [*me[1:], "redis", str(data)], data / f"r{i}.json")
+            cells = []
+            for key in ("redis_1_ms", "redis_floor_1_ms", "redis_100_ms", "redis_floor_100_ms"):
+                cells.append(f"{statistics.median(r[key]):.3f} / {p(r[key], 99):.3f}")
+            rows.append(f"| {i + 1} | {' | '.join(cells)} | {os.getloadavg()[0]:.1f} |")
+    report = "\n".join(
+        [
+            f"## Feature store, Redis online reads — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            "",
+            f"Machine: {machine()}. redis-py {redis.__version__}, hiredis "
+            f"{'yes' if redis.utils.HIREDIS_AVAILABLE else 'no'}; Debian's redis-server on "
+            f"127.0.0.1. 10 float features, {meta['entities']:,} entities; per round 5,000 "
+            "reads of 1 entity and 1,000 of 100. Floor: a bare MGET of the same keys over a raw "
+            "socket. Times in ms, median / p99.",
+            "",
+            "| round | Mainspring, 1 entity | floor, 1 | Mainspring, 100 entities | floor, 100 "
+            "| load after |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+        ]
+    )
+    print(report)
+    if save:
+        record(report)
 
 
 if __name__ == "__main__":

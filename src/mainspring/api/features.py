@@ -25,11 +25,18 @@ class OnlineBody(Body):
         max_length=10_000,
         description="Join keys of each entity, e.g. [{customer_id: 1}].",
     )
+    context: dict[str, Any] | list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Request context for on-demand features: one object for every entity "
+        "(e.g. {amount: 120.5}), an object of one list per field, or one object per entity.",
+    )
 
 
 @router.post("/online", summary="Latest feature values for entities (one online-store read)")
 def online(body: OnlineBody, project: ProjectDep, _: CanRead) -> JSON:
-    return project.features.get_online_features(body.features, body.entities).to_dict()
+    return project.features.get_online_features(
+        body.features, body.entities, context=body.context
+    ).to_dict()
 
 
 def _listing(project: Project, kind: str) -> list[JSON]:

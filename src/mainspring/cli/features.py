@@ -64,7 +64,7 @@ def apply(cli: Cli, file: Path | None, check_sources: bool) -> None:
 @features.command("list")
 @click.option(
     "--kind",
-    type=click.Choice(["view", "entity", "service"]),
+    type=click.Choice(["view", "entity", "service", "ondemand"]),
     default="view",
     show_default=True,
 )
@@ -85,6 +85,13 @@ def list_definitions(cli: Cli, kind: str) -> None:
                     )
                 elif kind == "entity":
                     details = ", ".join(f"{k}:{t}" for k, t in d["join_keys"].items())
+                elif kind == "ondemand":
+                    details = (
+                        "context "
+                        + ", ".join(f"{f['name']}:{f['dtype']}" for f in d["context"])
+                        + " → "
+                        + ", ".join(f"{f['name']}:{f['dtype']}" for f in d["fields"])
+                    )
                 else:
                     details = ", ".join(d["features"])
                 table.add_row(
@@ -102,7 +109,7 @@ def list_definitions(cli: Cli, kind: str) -> None:
 @click.argument("name")
 @click.option(
     "--kind",
-    type=click.Choice(["view", "entity", "service"]),
+    type=click.Choice(["view", "entity", "service", "ondemand"]),
     default="view",
     show_default=True,
 )
@@ -156,12 +163,32 @@ def materialize(
 @features.command()
 @click.argument("features_ref", metavar="FEATURES")
 @click.argument("entities")
+@click.option(
+    "--context",
+    "context_json",
+    default=None,
+    help='Request context for on-demand features, as JSON: {"amount": 120.5}, or a list of '
+    "one object per entity.",
+)
+@FILE_OPTION
 @pass_cli
-def get(cli: Cli, features_ref: str, entities: str) -> None:
+def get(
+    cli: Cli, features_ref: str, entities: str, context_json: str | None, file: Path | None
+) -> None:
     """Online features: FEATURES is a service name or comma-separated view[:feature] references;
     ENTITIES is JSON: one object of join keys, or a list of them."""
     with handled():
         cli.principal("read")
+        context = None
+        if context_json is not None:
+            try:
+                context = json.loads(context_json)
+            except json.JSONDecodeError as exc:
+                raise InvalidInputError(
+                    f"--context is not valid JSON: {exc}", field="context"
+                ) from None
+        if file is not None:  # otherwise the store reads the project's own file when needed
+            cli.project.features.load(load_definitions(file))
         try:
             keys = json.loads(entities)
         except json.JSONDecodeError as exc:
@@ -177,7 +204,7 @@ def get(cli: Cli, features_ref: str, entities: str) -> None:
         refs: str | list[str] = features_ref
         if "," in features_ref or ":" in features_ref:
             refs = [r.strip() for r in features_ref.split(",") if r.strip()]
-        result = cli.project.features.get_online_features(refs, keys)
+        result = cli.project.features.get_online_features(refs, keys, context=context)
 
         def human() -> None:
             rows = result.rows()

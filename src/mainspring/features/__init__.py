@@ -13,6 +13,7 @@ from mainspring.features.definitions import (
     FileSource,
     QuerySource,
 )
+from mainspring.features.ondemand import OnDemandFeatureView
 from mainspring.features.online import OnlineFeatures
 from mainspring.features.store import FeatureStore
 from mainspring.features.training import TrainingSet
@@ -25,6 +26,7 @@ __all__ = [
     "Field",
     "FileSource",
     "Materialization",
+    "OnDemandFeatureView",
     "OnlineFeatures",
     "QuerySource",
     "Registered",

@@ -25,7 +25,7 @@ from mainspring.storage.schema import (
     models,
 )
 
-KINDS = ("entity", "view", "service")
+KINDS = ("entity", "view", "service", "ondemand")
 
 
 def digest_of(definition: Mapping[str, Any]) -> str:

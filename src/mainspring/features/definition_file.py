@@ -1,7 +1,8 @@
 """Definitions written as plain Python in the project (``features.py`` by default).
 
-The file is run as a script; every :class:`Entity`, :class:`FeatureView` and
-:class:`FeatureService` bound to a top-level name (or listed in ``DEFINITIONS``) is collected.
+The file is run as a script; every :class:`Entity`, :class:`FeatureView`,
+:class:`OnDemandFeatureView` and :class:`FeatureService` bound to a top-level name (or listed in
+``DEFINITIONS``) is collected.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from pathlib import Path
 
 from mainspring.errors import InvalidInputError, NotFoundError
 from mainspring.features.definitions import Entity, FeatureService, FeatureView
+from mainspring.features.ondemand import OnDemandFeatureView
 
 DEFAULT_FILE = "features.py"
 
-Definition = Entity | FeatureView | FeatureService
+Definition = Entity | FeatureView | FeatureService | OnDemandFeatureView
 
 
 def load_definitions(path: str | Path) -> list[Definition]:
@@ -36,7 +38,7 @@ def load_definitions(path: str | Path) -> list[Definition]:
     values = list(listed) if listed is not None else list(namespace.values())
     found: dict[int, Definition] = {}
     for value in values:
-        if isinstance(value, Entity | FeatureView | FeatureService):
+        if isinstance(value, Entity | FeatureView | FeatureService | OnDemandFeatureView):
             found.setdefault(id(value), value)
     if not found:
         raise InvalidInputError(

@@ -24,13 +24,16 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from mainspring.errors import InvalidInputError
 from mainspring.records import DTYPES, JSON, check_name
+
+if TYPE_CHECKING:
+    from mainspring.features.ondemand import OnDemandFeatureView
 
 #: Columns handed to and returned by a transformation: name → 1-D array (NumPy or list-like).
 Columns = Mapping[str, Any]
@@ -322,12 +325,12 @@ class FeatureView:
 class FeatureService:
     """The named set of features a model consumes.
 
-    ``features`` holds feature views (all their features), ``"view"`` names, or
-    ``"view:feature"`` references.
+    ``features`` holds feature views and on-demand feature views (all their features),
+    ``"view"`` names, or ``"view:feature"`` references.
     """
 
     name: str
-    features: Sequence[FeatureView | str]
+    features: Sequence[FeatureView | OnDemandFeatureView | str]
     description: str = ""
     owner: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -345,9 +348,11 @@ class FeatureService:
     @property
     def refs(self) -> tuple[str, ...]:
         """The features as ``view`` or ``view:feature`` references."""
+        from mainspring.features.ondemand import OnDemandFeatureView  # it builds on this module
+
         out: list[str] = []
         for item in self.features:
-            if isinstance(item, FeatureView):
+            if isinstance(item, FeatureView | OnDemandFeatureView):
                 out.append(item.name)
             elif isinstance(item, str) and item:
                 out.append(item)

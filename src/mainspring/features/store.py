@@ -21,8 +21,10 @@ from mainspring.errors import (
     MissingDependencyError,
     NotFoundError,
 )
-from mainspring.features import catalog
+from mainspring.features import catalog, computed, ondemand
 from mainspring.features.catalog import Materialization, Registered
+from mainspring.features.computed import Context
+from mainspring.features.definition_file import DEFAULT_FILE, load_definitions
 from mainspring.features.definitions import (
     Entity,
     FeatureService,
@@ -32,13 +34,21 @@ from mainspring.features.definitions import (
 )
 from mainspring.features.frames import TS, feature_table, to_arrow
 from mainspring.features.metrics import FeatureMetrics
+from mainspring.features.ondemand import OnDemandFeatureView
 from mainspring.features.online import (
     OnlineFeatures,
     check_unique,
     encode_rows,
     read_online,
 )
-from mainspring.features.plans import Selection, namespace_of, select
+from mainspring.features.plans import (
+    Plan,
+    Selection,
+    check_ondemand,
+    make_plan,
+    namespace_of,
+    select,
+)
 from mainspring.features.progress import Steps
 from mainspring.features.sources import (
     connect,
@@ -56,11 +66,11 @@ HISTORY_STREAM = "features"
 #: Rows per atomic online write during materialization.
 BATCH_ROWS = 10_000
 
-Definition = Entity | FeatureView | FeatureService
+Definition = Entity | FeatureView | FeatureService | OnDemandFeatureView
 Features = str | FeatureService | Sequence[str]
 
 
-def _add(target: dict[str, Any], item: Entity | FeatureView | FeatureService) -> None:
+def _add(target: dict[str, Any], item: Definition) -> None:
     if item.name in target and target[item.name] != item:
         raise InvalidInputError(
             f"two different definitions are named {item.name!r}", field=item.name
@@ -96,7 +106,9 @@ class FeatureStore:
         self.metrics = metrics
         self.history_log = HashChain(metadata, HISTORY_STREAM)
         self._loaded: dict[str, FeatureView] = {}
+        self._loaded_ondemand: dict[str, OnDemandFeatureView] = {}
         self._selections: dict[Any, Selection] = {}
+        self._plans: dict[Any, Plan] = {}
         # definitions applied by another process show up after at most refresh_seconds
         self.refresh_seconds = refresh_seconds
         self._checked = time.monotonic()
@@ -110,6 +122,10 @@ class FeatureStore:
         for item in definitions:
             if isinstance(item, FeatureView):
                 self._loaded[item.name] = item
+            elif isinstance(item, OnDemandFeatureView):
+                self._loaded_ondemand[item.name] = item
+        with self._lock:
+            self._plans.clear()
 
     def apply(
         self, definitions: Iterable[Definition], *, actor: str, check_sources: bool = True
@@ -123,6 +139,7 @@ class FeatureStore:
         entities: dict[str, Entity] = {}
         views: dict[str, FeatureView] = {}
         services: dict[str, FeatureService] = {}
+        ondemands: dict[str, OnDemandFeatureView] = {}
         for item in items:
             if isinstance(item, FeatureView):
                 entities.setdefault(item.entity.name, item.entity)
@@ -137,9 +154,12 @@ class FeatureStore:
                 _add(entities, item)
             elif isinstance(item, FeatureService):
                 _add(services, item)
+            elif isinstance(item, OnDemandFeatureView):
+                _add(ondemands, item)
             else:
                 raise InvalidInputError(
-                    f"{item!r} is not an Entity, FeatureView or FeatureService",
+                    f"{item!r} is not an Entity, FeatureView, OnDemandFeatureView or "
+                    "FeatureService",
                     field="definitions",
                 )
         if check_sources:
@@ -152,6 +172,12 @@ class FeatureStore:
                     conn, "entity", entity.name, entity.to_dict(), None, actor
                 )
             for view in views.values():
+                if view.name in ondemands or catalog.latest(conn, ondemand.KIND, view.name):
+                    raise InvalidInputError(
+                        f"feature view {view.name!r} has the name of an on-demand feature view; "
+                        "give it another name",
+                        field=view.name,
+                    )
                 before = catalog.latest(conn, "view", view.name)
                 definition = view.to_dict()
                 if before is not None and before.digest != catalog.digest_of(definition):
@@ -168,9 +194,20 @@ class FeatureStore:
                     conn, "view", view.name, definition, view.schema_digest(), actor
                 )
             known = {r.name for r in catalog.all_latest(conn, "view")}
+            changed += self._apply_ondemand(conn, ondemands, views, known, actor, check_sources)
+            computed_views = {r.name: r for r in catalog.all_latest(conn, ondemand.KIND)}
             for service in services.values():
                 for ref in service.refs:
                     name, _, feature = ref.partition(":")
+                    if name in computed_views:
+                        fields = [f["name"] for f in computed_views[name].definition["fields"]]
+                        if feature and feature not in fields:
+                            raise InvalidInputError(
+                                f"on-demand feature view {name!r} has no feature {feature!r}; "
+                                f"it has: {', '.join(fields)}",
+                                field=f"{name}:{feature}",
+                            )
+                        continue
                     used = views.get(name)
                     if used is None and name not in known:
                         raise InvalidInputError(
@@ -189,7 +226,53 @@ class FeatureStore:
                 )
         with self._lock:
             self._loaded.update(views)
+            self._loaded_ondemand.update(ondemands)
             self._selections.clear()
+            self._plans.clear()
+        return changed
+
+    def _apply_ondemand(
+        self,
+        conn: Any,
+        ondemands: Mapping[str, OnDemandFeatureView],
+        views: Mapping[str, FeatureView],
+        known: set[str],
+        actor: str,
+        check: bool,
+    ) -> list[Registered]:
+        """Validate (inputs, and with ``check`` the function on sample rows) and register
+        on-demand views; a breaking change to one that model versions use is refused."""
+        changed: list[Registered] = []
+        if not ondemands:
+            return changed
+        available: dict[str, FeatureView] = dict(views)
+        for name in known - set(views):
+            stored = catalog.latest(conn, "view", name)
+            assert stored is not None
+            available[name] = view_from_dict(stored.definition)
+        for od in ondemands.values():
+            if od.name in available:
+                raise InvalidInputError(
+                    f"on-demand feature view {od.name!r} has the name of a feature view; give "
+                    "it another name",
+                    field=od.name,
+                )
+            check_ondemand(od, available, run=check)
+            before = catalog.latest(conn, ondemand.KIND, od.name)
+            definition = od.to_dict()
+            if before is not None and before.digest != catalog.digest_of(definition):
+                breaks = od.breaking_changes(before.definition)
+                users = catalog.model_users(conn, od.name) if breaks else []
+                if users:
+                    raise GovernanceError(
+                        f"on-demand feature view {od.name!r} is used by model versions "
+                        f"{', '.join(users)}; this change would break them: "
+                        f"{'; '.join(breaks)}. Add the change as a new view (e.g. "
+                        f"'{od.name}_v2') and retrain"
+                    )
+            changed += self._apply_one(
+                conn, ondemand.KIND, od.name, definition, ondemand.schema_digest(od), actor
+            )
         return changed
 
     def check_source(self, view: FeatureView, *, rows: int = 1000) -> None:
@@ -238,7 +321,11 @@ class FeatureStore:
         if version is not None:
             found = [r for r in found if r.version == version]
         if not found:
-            label = {"view": "feature view", "service": "feature service"}.get(kind, kind)
+            label = {
+                "view": "feature view",
+                "service": "feature service",
+                "ondemand": "on-demand feature view",
+            }.get(kind, kind)
             raise NotFoundError(
                 label,
                 name if version is None else f"{name} version {version}",
@@ -296,6 +383,7 @@ class FeatureStore:
             with self._lock:
                 self._marker = current
                 self._selections.clear()
+                self._plans.clear()
 
     def selection(self, features: Features) -> Selection:
         """Resolve a feature service (object or name) or ``view[:feature]`` references; cached."""
@@ -332,6 +420,72 @@ class FeatureStore:
             self._selections[key] = selection
         return selection
 
+    def ondemand_view(self, name: str) -> OnDemandFeatureView:
+        """The registered on-demand view ``name`` with its function: loaded definitions first,
+        then its module (if importable), then the project's definitions file."""
+        stored = self.get(ondemand.KIND, name)
+        wanted = ondemand.digest_of_function(stored.definition)
+        for attempt in range(2):
+            loaded = self._loaded_ondemand.get(name)
+            if loaded is not None and transformation_digest(loaded.function) == wanted:
+                if catalog.digest_of(loaded.to_dict()) == stored.digest:
+                    return loaded
+                return ondemand.view_from_dict(stored.definition, loaded.function)
+            function = ondemand.import_function(stored.definition["function"])
+            if function is not None:
+                return ondemand.view_from_dict(stored.definition, function)
+            file = self.base_dir / DEFAULT_FILE
+            if attempt or not file.is_file():
+                break
+            self.load(load_definitions(file))
+        raise InvalidInputError(
+            f"on-demand feature view {name!r} has a function "
+            f"({stored.definition['function']['name']}) whose code is not loaded; load the "
+            f"definitions first (project.features.load(...), or keep them in {DEFAULT_FILE} of "
+            "the project), and make sure they match the applied version",
+            field=name,
+        )
+
+    def plan(self, features: Features) -> Plan:
+        """What a request reads and computes: stored features plus on-demand ones; cached."""
+        key: tuple[str, Any] = (
+            ("service", features if isinstance(features, str) else features.name)
+            if isinstance(features, FeatureService | str)
+            else ("refs", tuple(features))
+        )
+        cached = self._plans.get(key)
+        if cached is not None:
+            return cached
+        with self.metadata.read() as conn:
+            computed_names = {r.name for r in catalog.all_latest(conn, ondemand.KIND)}
+            if key[0] == "service":
+                stored = catalog.latest(conn, "service", key[1])
+                refs = tuple(stored.definition["features"]) if stored is not None else ()
+            else:
+                refs = key[1]
+        used = {r.partition(":")[0] for r in refs if isinstance(r, str)} & computed_names
+        if not used:
+            plan = Plan(self.selection(features))
+        else:
+            computed_views = {name: self.ondemand_view(name) for name in used}
+            versions = {name: self.get(ondemand.KIND, name).version for name in used}
+            plan = make_plan(refs, computed_views, versions, self._registered_views())
+        with self._lock:
+            self._plans[key] = plan
+        return plan
+
+    def _registered_views(self) -> dict[str, tuple[FeatureView, int, str]]:
+        with self.metadata.read() as conn:
+            views = {}
+            for stored in catalog.all_latest(conn, "view"):
+                assert stored.schema_digest is not None
+                views[stored.name] = (
+                    self._runnable(stored, need_code=False),
+                    stored.version,
+                    namespace_of(stored.name, stored.schema_digest),
+                )
+        return views
+
     # ------------------------------------------------------------------ offline
 
     def get_historical_features(
@@ -343,8 +497,15 @@ class FeatureStore:
         output: Output = "pandas",
         progress: bool = False,
     ) -> TrainingSet:
-        """A point-in-time-correct training set for ``entities`` (join keys + event times)."""
-        selection = self._with_code(self.selection(features))
+        """A point-in-time-correct training set for ``entities`` (join keys + event times).
+
+        On-demand features are computed from the context columns of ``entities`` and the
+        point-in-time values of their inputs."""
+        plan = self.plan(features)
+        selection = self._with_code(plan.selection)
+        if plan.ondemand:
+            entities = to_arrow(entities, "entities")
+            computed.check_context_columns(plan, entities)
         return build_training_set(
             entities,
             selection,
@@ -353,6 +514,8 @@ class FeatureStore:
             output=output,
             progress=progress,
             filesystems=self._filesystems(p.view for p in selection.parts),
+            extend=(lambda table: computed.with_offline(plan, table)) if plan.ondemand else None,
+            extra_refs=plan.refs,
         )
 
     def _filesystems(self, views: Iterable[FeatureView]) -> list[Any]:
@@ -391,25 +554,35 @@ class FeatureStore:
         self,
         features: Features,
         entities: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
+        context: Context | None = None,
         *,
         now: datetime | None = None,
     ) -> OnlineFeatures:
         """The latest values (with event times) for ``entities``, in one online-store read.
 
         A missing entity, or one whose row is older than the view's TTL, gets ``None`` values
-        and ``found = False``.
+        and ``found = False``. On-demand features are computed from ``context``: one mapping of
+        context fields for every entity, a mapping of one value list per field, or one mapping
+        per entity. Context fields that no requested view needs are ignored (a request without
+        on-demand features ignores the context).
         """
         if time.monotonic() - self._checked >= self.refresh_seconds:
             self._refresh()
         key = features if isinstance(features, str) else None
-        selection = self._selections.get(("service", key)) if key is not None else None
-        if selection is None:
-            selection = self.selection(features)
-        if self.metrics is None:
-            return read_online(self.online, selection, entities, now=now)
+        plan = self._plans.get(("service", key)) if key is not None else None
+        if plan is None:
+            plan = self.plan(features)
+        selection = plan.selection
         started = time.perf_counter()
-        result = read_online(self.online, selection, entities, now=now)
-        self.metrics.observe_read(selection.view_names, time.perf_counter() - started)
+        if not plan.ondemand:
+            result = read_online(self.online, selection, entities, now=now)
+        elif selection.parts:
+            stored = read_online(self.online, selection, entities, now=now)
+            result = computed.with_online(plan, stored, context)
+        else:
+            result = computed.with_online(plan, computed.entities_only(entities), context)
+        if self.metrics is not None:
+            self.metrics.observe_read(selection.view_names, time.perf_counter() - started)
         return result
 
     def write_online(self, view: str | FeatureView, rows: Any) -> int:

@@ -8,7 +8,7 @@ match are kept, with nulls and ``<view>__found = false``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,8 +83,14 @@ def build_training_set(
     output: Output = "pandas",
     progress: bool = False,
     filesystems: Sequence[Any] = (),
+    extend: Callable[[pa.Table], pa.Table] | None = None,
+    extra_refs: Sequence[str] = (),
 ) -> TrainingSet:
-    """Join ``entities`` (join keys + ``timestamp_column``) with the selected features."""
+    """Join ``entities`` (join keys + ``timestamp_column``) with the selected features.
+
+    ``extend``, if given, turns the joined table into the training set before it is
+    fingerprinted (on-demand features); ``extra_refs`` are the views it adds (``name@vN``).
+    """
     if output not in ("pandas", "polars", "arrow"):
         raise InvalidInputError(
             f"output {output!r} is not one of pandas, polars, arrow", field="output"
@@ -121,6 +127,8 @@ def build_training_set(
                 register_features(con, part.view, base_dir, relation=f"__f{i}")
             steps.advance("joining")
             result = fetch(con, _join_sql(selection, timestamp_column))
+            if extend is not None:
+                result = extend(result)
             steps.advance("fingerprinting")
             digest = fingerprint(result)
     finally:
@@ -137,8 +145,9 @@ def build_training_set(
     missing = {
         part.view.name: result.num_rows - _count_true(result.column(f"{part.view.name}__found"))
         for part in selection.parts
+        if f"{part.view.name}__found" in result.column_names
     }
-    refs = tuple(f"{p.view.name}@v{p.version}" for p in selection.parts)
+    refs = tuple(f"{p.view.name}@v{p.version}" for p in selection.parts) + tuple(extra_refs)
     record = TrainingData(
         fingerprint=digest,
         rows=result.num_rows,

@@ -1,0 +1,89 @@
+"""The Redis online store's own reading connections: one per thread, reopened when dropped."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from mainspring.errors import StorageError
+from mainspring.storage.redis import RedisOnlineStore
+
+pytestmark = pytest.mark.service
+
+
+def test_reads_survive_dropped_connections(redis_url: str) -> None:
+    import redis
+
+    store = RedisOnlineStore(redis_url)
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        store.write("v", [("a", 1, b"x")])
+        assert store.read([("v", "a")]) == [(1, b"x")]
+        admin.client_kill_filter(_type="normal", skipme=True)  # the server drops the others
+        assert store.read([("v", "a"), ("v", "b")]) == [(1, b"x"), None]
+    finally:
+        admin.close()
+        store.close()
+
+
+def test_each_thread_reads_on_its_own_connection(redis_url: str) -> None:
+    import redis
+
+    store = RedisOnlineStore(redis_url)
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        store.write("v", [(str(i), i, b"%d" % i) for i in range(50)])
+        failures: list[str] = []
+
+        def reader(offset: int) -> None:
+            for i in range(200):
+                key = str((offset + i) % 50)
+                if store.read([("v", key)]) != [(int(key), key.encode())]:
+                    failures.append(key)
+
+        threads = [threading.Thread(target=reader, args=(t,)) for t in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert failures == []
+        # 4 reading threads, the client's pool (the write), this admin connection
+        assert len(admin.client_list()) == 6
+    finally:
+        store.close()
+    for _ in range(200):  # close() closed the readers too (the server notices soon after)
+        if len(admin.client_list()) == 1:
+            break
+        time.sleep(0.01)
+    assert len(admin.client_list()) == 1
+    admin.close()
+    with pytest.raises(StorageError, match="failed a read"):
+        RedisOnlineStore("redis://127.0.0.1:1/0").read([("v", "a")])
+
+
+def test_a_forked_child_reads_on_its_own_connection(redis_url: str) -> None:
+    import os
+
+    store = RedisOnlineStore(redis_url)
+    try:
+        store.write("v", [(str(i), i, b"%d" % i) for i in range(200)])
+        assert store.read([("v", "1")]) == [(1, b"1")]  # the parent's connection is open
+        children = []
+        for _ in range(2):
+            reader, writer = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: read many keys while the parent does too
+                ok = all(store.read([("v", str(i))]) == [(i, b"%d" % i)] for i in range(200))
+                os.write(writer, b"ok" if ok else b"no")
+                os._exit(0)
+            os.close(writer)
+            children.append((pid, reader))
+        assert all(store.read([("v", str(i))]) == [(i, b"%d" % i)] for i in range(200))
+        for pid, reader in children:
+            assert os.read(reader, 2) == b"ok"
+            os.close(reader)
+            os.waitpid(pid, 0)
+    finally:
+        store.close()
