@@ -114,10 +114,12 @@ def features(tmp_path: Path) -> FeatureStore:
     return store
 
 
-def deployment(policy: dict[str, Any] | None = POLICY, **extra: Any) -> Deployment:
+def deployment(
+    policy: dict[str, Any] | None = POLICY, features: str = "scoring", **extra: Any
+) -> Deployment:
     arms = (Arm("main", "credit", "champion"), Arm("next", "credit", "2", "shadow", 100.0))
     return Deployment(
-        "credit-decisions", arms, features="scoring",
+        "credit-decisions", arms, features=features,
         policy=Policy.from_dict(policy) if policy else None, **extra,
     )  # fmt: skip
 

@@ -113,3 +113,33 @@ def test_sticky_arms_by_entity_and_async_path(service: DecisionService) -> None:
     )
     again = decide(service, entity={"customer_id": 8})
     assert first.arm == again.arm and first.score == again.score and first.id != again.id
+
+
+def debt_from_request(columns: dict[str, Any]) -> dict[str, Any]:
+    """An on-demand feature: the debt ratio of the loan asked for (module level: importable)."""
+    return {"debt_ratio": columns["monthly_debt"] / (1.0 + abs(columns["income"]))}
+
+
+def test_on_demand_features_come_from_the_request_context(
+    service: DecisionService, features: FeatureStore
+) -> None:
+    from mainspring.features import FeatureService, Field, OnDemandFeatureView
+
+    debt = OnDemandFeatureView(
+        "debt", context=[Field("monthly_debt")], fields=[Field("debt_ratio")],
+        function=debt_from_request, inputs=["profile:income"],
+    )  # fmt: skip
+    service_def = FeatureService("scoring_live", ["profile:income", "profile:age", debt])
+    features.apply([debt, service_def], actor="alice")
+    store = service.plane.deployments
+    assert store is not None
+    store.put(deployment(features="scoring_live"), actor="alice")
+    service.plane.sync()
+    d = decide(service, entity={"customer_id": 5}, context={"monthly_debt": 2.0})
+    income = next(f.value for f in d.features if f.name == "income")
+    computed = next(f for f in d.features if f.name == "debt_ratio")
+    assert computed.value == pytest.approx(2.0 / (1.0 + abs(income)))
+    assert computed.view == "debt" and d.feature_views["debt"] == 1
+    with pytest.raises(InvalidInputError) as caught:
+        decide(service, entity={"customer_id": 5})
+    assert "monthly_debt" in str(caught.value)

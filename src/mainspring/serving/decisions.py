@@ -199,13 +199,17 @@ class DecisionService:
                 raise NotFoundError(
                     "feature store", deployment.features, "this server has no feature store"
                 )
-            selection = self.features.selection(deployment.features)
+            reads = self.features.plan(deployment.features)
             seen: dict[str, bool] = {}
-            for part in selection.parts:
+            for part in reads.selection.parts:
                 for key, integer in part.keys:
                     seen[key] = integer
                 for column in part.columns:
-                    columns[column] = (part.view.name, part.version)
+                    if column not in reads.hidden:
+                        columns[column] = (part.view.name, part.version)
+            for ondemand in reads.ondemand:  # computed at request time from the context
+                for column in ondemand.features:
+                    columns[column] = (ondemand.view.name, ondemand.version)
             keys = tuple(seen.items())
         policy = deployment.policy
         plan = Plan(
@@ -436,7 +440,9 @@ class DecisionService:
     ) -> tuple[dict[str, Any], dict[str, datetime | None], bool]:
         if plan.features is None or self.features is None:
             return {}, {}, True
-        online = self.features.get_online_features(plan.features, [request.entity])
+        online = self.features.get_online_features(
+            plan.features, [request.entity], context=request.context
+        )
         values = {column: column_values[0] for column, column_values in online.values.items()}
         times = {
             view: (datetime.fromtimestamp(t[0] / 1e6, UTC) if t[0] is not None else None)
