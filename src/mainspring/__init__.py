@@ -33,6 +33,7 @@ from mainspring.features import (
     FileSource,
     OnlineFeatures,
     QuerySource,
+    StreamSource,
     TrainingSet,
 )
 from mainspring.project import Project
@@ -91,6 +92,7 @@ __all__ = [
     "Signature",
     "SignatureError",
     "StorageError",
+    "StreamSource",
     "TrainingData",
     "TrainingSet",
     "UnsupportedFormatError",

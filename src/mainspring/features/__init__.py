@@ -12,6 +12,7 @@ from mainspring.features.definitions import (
     Field,
     FileSource,
     QuerySource,
+    StreamSource,
 )
 from mainspring.features.online import OnlineFeatures
 from mainspring.features.store import FeatureStore
@@ -28,5 +29,6 @@ __all__ = [
     "OnlineFeatures",
     "QuerySource",
     "Registered",
+    "StreamSource",
     "TrainingSet",
 ]
