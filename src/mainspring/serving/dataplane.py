@@ -189,6 +189,14 @@ class DataPlane:
         runtime, arm_name = served.runtime(version)
         return served, runtime, arm_name, None
 
+    def runtime(
+        self, name: str, version: str | None = None, key: str | None = None
+    ) -> tuple[ModelRuntime, str]:
+        """The runtime answering for a model or deployment ``name`` (a version, an alias or an
+        arm in ``version``; ``key`` makes the arm choice sticky), and its arm label."""
+        _, runtime, arm, _ = self._served(name, version, key)
+        return runtime, arm
+
     def model_metadata(self, name: str, version: str | None = None) -> ModelMetadata:
         served, runtime, _, deployment = self._served(name, version)
         meta = runtime.metadata(served.version_list())
