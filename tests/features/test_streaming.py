@@ -14,7 +14,7 @@ import pytest
 
 from mainspring.errors import InvalidInputError
 from mainspring.events import Worker
-from mainspring.features import Entity, FeatureView, Field, FileSource, StreamSource
+from mainspring.features import Entity, FeatureView, Field, FileSource, StreamSource, streaming
 from mainspring.features.streaming import StreamIngest
 from mainspring.project import Project
 from mainspring.records import IDEMPOTENCY_KEY, Event
@@ -205,13 +205,15 @@ def test_views_without_a_stream_source_or_offline_rows_are_refused_by_name(
 
 
 def test_offline_rows_left_in_the_outbox_by_a_crash_are_written_by_the_next_run(
-    project: Project,
+    project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project.events.produce(payment_events(30))
     processor = ingest(project, ["payments"])
-    processor.flush = lambda: 0  # type: ignore[method-assign]  # the crash: commit, no write-out
+    # the crash: the batch is committed, its file never written out
+    monkeypatch.setattr(streaming, "write_out", lambda target, data: None)
     run(project, processor)
-    processor.close()
+    processor.sink.close()
+    monkeypatch.undo()
     directory = project.settings.project_dir / "streams" / "payments"
     assert not list(directory.glob("*.parquet"))
     reopened = ingest(project, ["payments"])  # flushes on start

@@ -15,8 +15,9 @@ ledger (a :class:`~mainspring.events.SqliteSink`):
 4. with an ``offline_path``, the batch's source rows are put in the ledger's outbox as a Parquet
    file, in the same transaction as the keys.
 
-After the commit the outbox is written out (atomically: a temporary file renamed) and emptied; an
-outbox row left by a crash is written out by whoever runs next. A crash before the commit means
+After the commit the batch's files are written out (atomically: a temporary file, fsync'd, renamed);
+their outbox rows go with the next batch's commit. An outbox row left by a crash is written out
+(again, harmlessly) by whoever runs next. A crash before the commit means
 the batch comes again: its online write repeats the same values, its offline rows were never
 written.
 """
@@ -49,8 +50,20 @@ def source_rows(view: FeatureView, events: Sequence[Event]) -> Any:
     pa = arrow()
     assert isinstance(view.source, StreamSource)
     column = view.source.timestamp_column
-    try:
-        table = pa.Table.from_pylist([e.payload for e in events])
+    payloads = [e.payload for e in events]
+    if not all(type(p) is dict for p in payloads):
+        raise InvalidInputError(
+            f"feature view {view.name!r}: an event of topic {view.source.topic!r} has a payload "
+            "that is not an object of columns",
+            field=view.name,
+        )
+    first = payloads[0].keys()
+    names: dict[str, None] = dict.fromkeys(first)
+    if not all(p.keys() == first for p in payloads):  # rows with different fields: take all
+        for p in payloads:
+            names.update(dict.fromkeys(p))
+    try:  # column by column: several times faster than Table.from_pylist
+        table = pa.table({name: pa.array([p.get(name) for p in payloads]) for name in names})
     except (pa.ArrowException, TypeError, ValueError) as exc:
         raise InvalidInputError(
             f"feature view {view.name!r}: events of topic {view.source.topic!r} do not form "
@@ -102,13 +115,28 @@ class StreamIngest:
             "CREATE TABLE IF NOT EXISTS mainspring_outbox (id TEXT PRIMARY KEY, "
             "path TEXT NOT NULL, data BLOB NOT NULL)"
         )
+        #: Files of the batch in hand (id, path, Parquet), written out after its commit.
+        self._staged: list[tuple[str, str, bytes]] = []
+        #: Outbox rows whose files are written; deleted with the next batch's commit.
+        self._written: list[str] = []
+        self._done: list[str] = []
         self.flush()
 
     def process(self, events: Sequence[Event]) -> None:
-        self.sink.apply_batch(events, self._effect)
-        self.flush()
+        self._staged = []
+        done = list(self._written)
+        self._done = done
+        if self.sink.apply_batch(events, self._effect):
+            del self._written[: len(done)]  # their outbox rows went with this batch's commit
+        for batch, path, data in self._staged:
+            write_out(Path(path), data)
+            self._written.append(batch)
+        self._staged = []
 
     def _effect(self, conn: sqlite3.Connection, fresh: list[Event]) -> None:
+        # files written out after the previous commit are durable: their rows can go (in this
+        # transaction, which saves a commit per batch; should it fail they are written again)
+        conn.executemany("DELETE FROM mainspring_outbox WHERE id = ?", [(b,) for b in self._done])
         by_topic: dict[str, list[Event]] = {}
         for event in fresh:
             by_topic.setdefault(event.topic, []).append(event)
@@ -132,25 +160,20 @@ class StreamIngest:
                 directory = Path(source.offline_path)
                 if not directory.is_absolute():
                     directory = self.store.base_dir / directory
-                batch = new_id()
-                conn.execute(
-                    "INSERT INTO mainspring_outbox VALUES (?, ?, ?)",
-                    (batch, str(directory / f"{batch}.parquet"), _parquet(rows)),
-                )
+                batch, data = new_id(), _parquet(rows)
+                path = str(directory / f"{batch}.parquet")
+                conn.execute("INSERT INTO mainspring_outbox VALUES (?, ?, ?)", (batch, path, data))
+                self._staged.append((batch, path, data))
 
     def flush(self) -> int:
-        """Write out the outbox's Parquet files (each once; safe to repeat); returns how many."""
+        """Write out every Parquet file the outbox holds (a crash may have left some; writing
+        one again is harmless) and empty it; returns how many."""
         pending = self.sink.execute("SELECT id, path, data FROM mainspring_outbox ORDER BY id")
         for batch, path, data in pending:
-            target = Path(str(path))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}")
             assert isinstance(data, bytes)
-            temporary.write_bytes(data)
-            with temporary.open("rb") as handle:
-                os.fsync(handle.fileno())
-            temporary.replace(target)
+            write_out(Path(str(path)), data)
             self.sink.execute("DELETE FROM mainspring_outbox WHERE id = ?", (batch,))
+        self._written.clear()
         return len(pending)
 
     def applied(self) -> int:
@@ -158,7 +181,19 @@ class StreamIngest:
         return self.sink.count()
 
     def close(self) -> None:
+        for batch in self._written:
+            self.sink.execute("DELETE FROM mainspring_outbox WHERE id = ?", (batch,))
         self.sink.close()
+
+
+def write_out(target: Path, data: bytes) -> None:
+    """Write a file atomically and durably: a temporary file, fsync'd, renamed over ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}")
+    temporary.write_bytes(data)
+    with temporary.open("rb") as handle:
+        os.fsync(handle.fileno())
+    temporary.replace(target)
 
 
 def _parquet(table: Any) -> bytes:

@@ -32,6 +32,8 @@ from mainspring.storage.base import EventLog
 PROTOCOL = "events"
 #: Characters of a model reference (``credit@champion``) that a consumer group name may not hold.
 _GROUP_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+#: Input types taken as they are (bool, a subclass of int, is refused).
+_NUMBERS = frozenset({float, int})
 
 
 def request_id(event: Event) -> str:
@@ -80,9 +82,11 @@ class AsyncInference:
     def process(self, events: Sequence[Event]) -> None:
         groups: dict[int, tuple[ModelRuntime, str, list[Event], list[list[float]]]] = {}
         outgoing: list[Event] = []
+        keyed = self.plane.keyed(self.model, self.version)
+        fixed = None if keyed else self.plane.runtime(self.model, self.version)
         for event in events:
             try:
-                runtime, arm = self.plane.runtime(self.model, self.version, event.key)
+                runtime, arm = fixed or self.plane.runtime(self.model, self.version, event.key)
                 row = self._row(runtime, event.payload)
             except (InvalidInputError, NotFoundError) as exc:
                 outgoing.append(dead_letter(event, str(exc), "process"))
@@ -125,6 +129,8 @@ class AsyncInference:
                 f"{len(names)} numbers)",
                 field="inputs",
             )
+        if set(map(type, values)) <= _NUMBERS:
+            return values
         for name, value in zip(names, values, strict=True):
             if value is None:
                 if runtime.allow_nan:

@@ -197,6 +197,11 @@ class DataPlane:
         _, runtime, arm, _ = self._served(name, version, key)
         return runtime, arm
 
+    def keyed(self, name: str, version: str | None = None) -> bool:
+        """Whether the runtime answering for ``name`` depends on the routing key (a deployment
+        choosing among weighted arms)."""
+        return name in self._routes and not version
+
     def model_metadata(self, name: str, version: str | None = None) -> ModelMetadata:
         served, runtime, _, deployment = self._served(name, version)
         meta = runtime.metadata(served.version_list())
