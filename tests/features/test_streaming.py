@@ -202,6 +202,8 @@ def test_views_without_a_stream_source_or_offline_rows_are_refused_by_name(
         project.features.get_historical_features(frame, ["balance"])
     with pytest.raises(InvalidInputError, match="no rows of topic 'payments' have been streamed"):
         project.features.get_historical_features(frame, ["payments"])
+    # materializing every view leaves the stream views to their streams
+    assert [run.view for run in project.features.materialize(end=T0)] == ["profile"]
 
 
 def test_offline_rows_left_in_the_outbox_by_a_crash_are_written_by_the_next_run(

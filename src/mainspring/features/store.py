@@ -452,12 +452,22 @@ class FeatureStore:
         """Copy the latest row per entity from the offline sources to the online store.
 
         Incremental by default: only rows with event times after the previous run's end (and up
-        to ``end``, default now). ``full`` reads everything again.
+        to ``end``, default now). ``full`` reads everything again. Without ``views``, every view
+        with a batch source; a stream-sourced view is materialized (from its offline rows) only
+        when named.
         """
         end = end or utcnow()
         if end.tzinfo is None:
             raise InvalidInputError("end must be timezone-aware (UTC)", field="end")
-        names = list(views) if views else [r.name for r in self.definitions("view")]
+        names = (
+            list(views)
+            if views
+            else [  # stream views are kept fresh by their stream; name one to rebuild it
+                r.name
+                for r in self.definitions("view")
+                if r.definition["source"]["kind"] != "stream"
+            ]
+        )
         runs = []
         for name in names:
             stored = self.get("view", name)
