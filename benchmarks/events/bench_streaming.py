@@ -23,6 +23,7 @@ import argparse
 import importlib.util
 import os
 import platform
+import sys
 import tempfile
 import time
 import uuid
@@ -173,6 +174,7 @@ def load_servers() -> Any:
     spec = importlib.util.spec_from_file_location("mainspring_test_servers", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -185,6 +187,7 @@ def main() -> None:
     parser.add_argument("--predict-batch", type=int, default=2_000)
     parser.add_argument("--kafka", action="store_true", help="start tests/servers.py's broker")
     parser.add_argument("--kafka-at", help="bootstrap servers of a running broker")
+    parser.add_argument("--no-embedded", action="store_true", help="measure Kafka only")
     args = parser.parse_args()
     print(
         f"{platform.node()}: {os.cpu_count()} cpus, {platform.python_version()}, "
@@ -196,8 +199,9 @@ def main() -> None:
     def embedded() -> EventLog:
         return SqliteEventLog(workdir / "events.db")
 
-    bench_features("embedded", embedded, args.events, workdir, args.feature_batch)
-    bench_predictions("embedded", embedded, args.requests, workdir, args.predict_batch)
+    if not args.no_embedded:
+        bench_features("embedded", embedded, args.events, workdir, args.feature_batch)
+        bench_predictions("embedded", embedded, args.requests, workdir, args.predict_batch)
     server = None
     bootstrap = args.kafka_at
     if args.kafka and not bootstrap:

@@ -98,3 +98,18 @@ def test_a_redelivered_batch_produces_predictions_with_the_same_idempotency_keys
     assert len(scores) == 20
     keys = [e.idempotency_key for e in scores]
     assert sorted(set(keys)) == sorted(keys[:10]) and keys[10:] == keys[:10]
+
+
+def test_a_promotion_reaches_the_next_batches(plane: DataPlane) -> None:
+    log = memory_event_log()
+    processor = AsyncInference(
+        plane, log, "credit", requests="requests", predictions="scores", sync_seconds=0.0
+    )
+    log.produce([request(0, [0.1, 0.2, 0.3])])
+    Worker(log, processor).run(until_idle=True)
+    plane.registry.request_approval("credit", 2, actor="alice")
+    plane.registry.approve("credit", 2, actor="bob", reason="better")
+    plane.registry.set_alias("credit", "champion", 2, actor="alice")
+    log.produce([request(1, [0.1, 0.2, 0.3])])
+    Worker(log, processor).run(until_idle=True)
+    assert [e.payload["version"] for e in log.read("scores", 0, 0)] == ["1", "2"]

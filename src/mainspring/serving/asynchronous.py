@@ -9,7 +9,8 @@ idempotency key: a batch that is delivered again after a crash produces the same
 again, and consumers dedupe them by that key. An invalid request goes to ``<requests>.dlq`` with
 the reason, in the same produce call as the predictions, and never holds up the others.
 
-Prediction payload: ``{"request_id", "model", "version", "arm", "outputs": {name: value}}``.
+Prediction payload: ``{"request_id", "model", "version", "arm", "outputs": {name: value}}``. The
+data plane is synced every ``sync_seconds``, so a promotion or rollback reaches the next batches.
 """
 
 from __future__ import annotations
@@ -68,8 +69,12 @@ class AsyncInference:
         predictions: str,
         version: str | None = None,
         name: str | None = None,
+        sync_seconds: float | None = 5.0,
     ) -> None:
         self.plane = plane
+        #: How often the plane picks up promotions, rollbacks and new versions (None: never).
+        self.sync_seconds = sync_seconds
+        self._synced = time.monotonic()
         self.log = log
         self.model = model
         self.version = version
@@ -80,6 +85,9 @@ class AsyncInference:
         plane.runtime(model, version)  # fails now, naming what is served, if unknown
 
     def process(self, events: Sequence[Event]) -> None:
+        if self.sync_seconds is not None and time.monotonic() - self._synced >= self.sync_seconds:
+            self.plane.sync()  # a promotion reaches the next batch, loaded and warmed first
+            self._synced = time.monotonic()
         groups: dict[int, tuple[ModelRuntime, str, list[Event], list[list[float]]]] = {}
         outgoing: list[Event] = []
         keyed = self.plane.keyed(self.model, self.version)
