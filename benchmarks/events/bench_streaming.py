@@ -108,7 +108,8 @@ def bench_features(
                 log, processor, group=f"g-{offline}", batch_size=batch, poll_timeout_s=0.05
             )
             seconds, cpu, lag = timed(worker)
-            assert processor.applied() == n, (processor.applied(), n)
+            applied = processor.applied()
+            assert applied == n, (applied, n, worker.stats, lag, log.committed(worker.group, topic))
             processor.close()
             log.close()
         mode = "online + offline Parquet" if offline else "online only"
