@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mainspring.errors import NotFoundError
 from mainspring.events import Worker
@@ -113,3 +115,38 @@ def test_a_promotion_reaches_the_next_batches(plane: DataPlane) -> None:
     log.produce([request(1, [0.1, 0.2, 0.3])])
     Worker(log, processor).run(until_idle=True)
     assert [e.payload["version"] for e in log.read("scores", 0, 0)] == ["1", "2"]
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
+payloads = st.dictionaries(
+    st.sampled_from(["id", "inputs", "other"]),
+    json_values | st.dictionaries(st.sampled_from([*FEATURES, "x"]), json_values, max_size=4),
+    max_size=3,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(batch=st.lists(payloads, min_size=1, max_size=6))
+def test_any_request_payload_is_scored_or_dead_lettered_never_lost(
+    plane: DataPlane, batch: list[dict[str, object]]
+) -> None:
+    log = memory_event_log()
+    log.produce([Event("requests", p, key=f"k{i}") for i, p in enumerate(batch)])
+    processor = AsyncInference(plane, log, "credit", requests="requests", predictions="scores")
+    stats = Worker(log, processor, poll_timeout_s=0.01).run(until_idle=True)
+    scored = {e.key for e in log.read("scores", 0, 0, limit=100)}
+    refused = {e.key for e in log.read("requests.dlq", 0, 0, limit=100)}
+    assert stats.dead_lettered == 0  # the processor sorts them itself
+    assert len(scored) + len(refused) == len(batch) and not scored & refused

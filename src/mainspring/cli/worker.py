@@ -265,7 +265,7 @@ def join(
             left=left,
             right=right,
             into=into,
-            window=_duration(window),
+            window=parse_duration(window),
             left_key=left_key,
             right_key=right_key,
         )
@@ -275,9 +275,14 @@ def join(
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def _duration(text: str) -> timedelta:
+def parse_duration(text: str) -> timedelta:
+    """``30s``, ``15m``, ``6h``, ``7d`` as a timedelta.
+
+    >>> parse_duration("7d")
+    datetime.timedelta(days=7)
+    """
     number, unit = text[:-1], text[-1:]
-    if unit not in _UNITS or not number.isdigit() or int(number) <= 0:
+    if unit not in _UNITS or not (number.isascii() and number.isdigit()) or int(number) <= 0:
         raise InvalidInputError(
             f"--window {text!r} is not a duration; write a positive number with s, m, h or d "
             "(e.g. 7d)",
