@@ -34,6 +34,7 @@ from mainspring.features import (
     OnDemandFeatureView,
     OnlineFeatures,
     QuerySource,
+    StreamSource,
     TrainingSet,
 )
 from mainspring.project import Project
@@ -93,6 +94,7 @@ __all__ = [
     "Signature",
     "SignatureError",
     "StorageError",
+    "StreamSource",
     "TrainingData",
     "TrainingSet",
     "UnsupportedFormatError",

@@ -53,8 +53,9 @@ def _train(rows: int, seed: int, trees: int) -> tuple[object, TrainingData, floa
 def run(directory: Path | None = None) -> None:
     """Run the demo in ``directory`` (a fresh temporary one by default): the registry's
     governance, then features for training and serving, then the champion served over OIP,
-    then decisions: explained, replayed, reviewed."""
-    from mainspring.demo import decisions, features, serving
+    then a stream of events through features, asynchronous scores and outcomes, then decisions:
+    explained, replayed, reviewed."""
+    from mainspring.demo import decisions, features, serving, streaming
 
     with tempfile.TemporaryDirectory(prefix="mainspring-demo-") as tmp:
         root = Path(directory) if directory else Path(tmp)
@@ -64,6 +65,7 @@ def run(directory: Path | None = None) -> None:
             features.run(project)
             console.rule("[bold]Serving: the champion over the Open Inference Protocol")
             serving.serve_champion(project)
+            streaming.run(project)
             decisions.run(project)
             console.rule("[bold green]done")
 

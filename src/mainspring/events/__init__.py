@@ -1,7 +1,9 @@
 """The event backbone on top of :class:`~mainspring.storage.base.EventLog`: topic schemas and
-dead letters, idempotent sinks, processors and the worker loop that runs them."""
+dead letters, idempotent sinks, processors (a table of latest values, a join of two topics) and
+the worker loop that runs them."""
 
 from mainspring.events.deadletter import Published, Publisher, dead_letter, dead_letter_topic
+from mainspring.events.join import TopicJoin
 from mainspring.events.processor import Materialize, Processor
 from mainspring.events.schemas import SchemaRegistry, TopicSchema
 from mainspring.events.sink import SqliteSink
@@ -15,6 +17,7 @@ __all__ = [
     "Publisher",
     "SchemaRegistry",
     "SqliteSink",
+    "TopicJoin",
     "TopicSchema",
     "Worker",
     "WorkerStats",

@@ -12,6 +12,7 @@ from mainspring.features.definitions import (
     Field,
     FileSource,
     QuerySource,
+    StreamSource,
 )
 from mainspring.features.ondemand import OnDemandFeatureView
 from mainspring.features.online import OnlineFeatures
@@ -30,5 +31,6 @@ __all__ = [
     "OnlineFeatures",
     "QuerySource",
     "Registered",
+    "StreamSource",
     "TrainingSet",
 ]

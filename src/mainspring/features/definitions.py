@@ -170,12 +170,58 @@ class QuerySource:
         return {"kind": "query", "query": self.query, "timestamp_column": self.timestamp_column}
 
 
-Source = FileSource | QuerySource
+@dataclass(frozen=True, slots=True)
+class StreamSource:
+    """A topic of the event log: each event's payload holds the join keys and the inputs of one
+    row, its event time is the row's time (the ``timestamp_column`` of the rows).
+
+    A stream processor (:class:`~mainspring.features.streaming.StreamIngest`, ``mainspring worker
+    features``) writes the rows to the online store. With ``offline_path`` (a directory, relative
+    to the project) it also appends them there as Parquet files, which are then the view's
+    offline source: training sets see the streamed values.
+
+    >>> StreamSource("payments", offline_path="streams/payments").to_dict()["kind"]
+    'stream'
+    """
+
+    topic: str
+    offline_path: str | None = None
+    timestamp_column: str = "event_timestamp"
+
+    def __post_init__(self) -> None:
+        check_name(self.topic, field="source.topic")
+        if self.offline_path is not None and (
+            not isinstance(self.offline_path, str) or not self.offline_path
+        ):
+            raise InvalidInputError(
+                "source offline_path must be a directory path or None", field="source.offline_path"
+            )
+        _column(self.timestamp_column, "source.timestamp_column")
+
+    @property
+    def offline_glob(self) -> str | None:
+        """The Parquet files streamed rows are appended to (``None``: not kept offline)."""
+        if self.offline_path is None:
+            return None
+        return self.offline_path.rstrip("/") + "/*.parquet"
+
+    def to_dict(self) -> JSON:
+        return {
+            "kind": "stream",
+            "topic": self.topic,
+            "offline_path": self.offline_path,
+            "timestamp_column": self.timestamp_column,
+        }
+
+
+Source = FileSource | QuerySource | StreamSource
 
 
 def source_from_dict(data: Mapping[str, Any]) -> Source:
     if data["kind"] == "file":
         return FileSource(data["path"], data["timestamp_column"])
+    if data["kind"] == "stream":
+        return StreamSource(data["topic"], data.get("offline_path"), data["timestamp_column"])
     return QuerySource(data["query"], data["timestamp_column"])
 
 
@@ -192,7 +238,7 @@ def transformation_digest(func: Transformation | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class FeatureView:
-    """Named, typed features of an entity from a batch source, with a TTL.
+    """Named, typed features of an entity from a batch source or a stream, with a TTL.
 
     ``transformation``, if given, is a plain function from the source's columns (a dict of
     NumPy arrays) to the view's feature columns; it runs identically in training-set retrieval,
@@ -214,9 +260,10 @@ class FeatureView:
         where = f"feature view {self.name!r}"
         if not isinstance(self.entity, Entity):
             raise InvalidInputError(f"{where}: entity must be an Entity", field="entity")
-        if not isinstance(self.source, FileSource | QuerySource):
+        if not isinstance(self.source, FileSource | QuerySource | StreamSource):
             raise InvalidInputError(
-                f"{where}: source must be a FileSource or a QuerySource", field="source"
+                f"{where}: source must be a FileSource, a QuerySource or a StreamSource",
+                field="source",
             )
         fields = tuple(self.fields)
         if not fields or not all(isinstance(f, Field) for f in fields):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mainspring.errors import InvalidInputError, MissingDependencyError
-from mainspring.features.definitions import FeatureView, FileSource
+from mainspring.features.definitions import FeatureView, FileSource, StreamSource
 from mainspring.features.frames import DUCKDB_TYPES, TS, arrow, compatible, feature_table
 
 if TYPE_CHECKING:
@@ -72,6 +72,24 @@ def source_sql(view: FeatureView, base_dir: Path) -> str:
             path = str(base_dir / path)
         reader = "read_csv" if source.format == "csv" else "read_parquet"
         return f"{reader}({literal(path)})"
+    if isinstance(source, StreamSource):
+        glob = source.offline_glob
+        if glob is None:
+            raise InvalidInputError(
+                f"feature view {view.name!r} streams from topic {source.topic!r} without an "
+                "offline_path, so it has no offline rows; give StreamSource an offline_path to "
+                "build training sets from it",
+                field=f"{view.name}.source.offline_path",
+            )
+        path = glob if Path(glob).is_absolute() else str(base_dir / glob)
+        if not list(Path(path).parent.glob("*.parquet")):
+            raise InvalidInputError(
+                f"feature view {view.name!r}: no rows of topic {source.topic!r} have been "
+                f"streamed to {source.offline_path!r} yet; run `mainspring worker features "
+                f"{view.name}` first",
+                field=f"{view.name}.source.offline_path",
+            )
+        return f"read_parquet({literal(path)}, union_by_name = true)"
     return f"({source.query})"
 
 

@@ -29,6 +29,7 @@ from mainspring.features.definitions import (
     Entity,
     FeatureService,
     FeatureView,
+    StreamSource,
     transformation_digest,
     view_from_dict,
 )
@@ -133,7 +134,8 @@ class FeatureStore:
         """Validate and register definitions; returns the new versions (unchanged ones are
         skipped). A breaking change to a view that registered model versions were trained on
         is refused, naming them. With ``check_sources`` each view is first tried on a sample of
-        its source (columns, types, time zone, the transformation's output)."""
+        its source (columns, types, time zone, the transformation's output); a stream source is
+        checked once it has offline rows."""
         check_name(actor, field="actor")
         items = list(definitions)
         entities: dict[str, Entity] = {}
@@ -278,6 +280,10 @@ class FeatureStore:
     def check_source(self, view: FeatureView, *, rows: int = 1000) -> None:
         """Read the first ``rows`` rows of the view's source through its definition; raises an
         error naming the view and the field at the first mismatch."""
+        if isinstance(view.source, StreamSource):
+            glob = view.source.offline_glob
+            if glob is None or not list((self.base_dir / glob).parent.glob("*.parquet")):
+                return  # nothing streamed yet: the events are checked as they come
         con = connect(self.base_dir, self._filesystems([view]))
         try:
             register_features(con, view, self.base_dir, relation="__check", sample=rows)
@@ -365,6 +371,13 @@ class FeatureStore:
                 field=stored.name,
             )
         return view_from_dict(stored.definition)
+
+    def runnable(self, name: str) -> tuple[FeatureView, str]:
+        """The registered view ``name`` with its transformation's code, and its online
+        namespace (what a stream processor writes to)."""
+        stored = self.get("view", name)
+        assert stored.schema_digest is not None
+        return self._runnable(stored, need_code=True), namespace_of(name, stored.schema_digest)
 
     def history(self) -> list[ChainEntry]:
         return list(self.history_log.entries())
@@ -612,12 +625,22 @@ class FeatureStore:
         """Copy the latest row per entity from the offline sources to the online store.
 
         Incremental by default: only rows with event times after the previous run's end (and up
-        to ``end``, default now). ``full`` reads everything again.
+        to ``end``, default now). ``full`` reads everything again. Without ``views``, every view
+        with a batch source; a stream-sourced view is materialized (from its offline rows) only
+        when named.
         """
         end = end or utcnow()
         if end.tzinfo is None:
             raise InvalidInputError("end must be timezone-aware (UTC)", field="end")
-        names = list(views) if views else [r.name for r in self.definitions("view")]
+        names = (
+            list(views)
+            if views
+            else [  # stream views are kept fresh by their stream; name one to rebuild it
+                r.name
+                for r in self.definitions("view")
+                if r.definition["source"]["kind"] != "stream"
+            ]
+        )
         runs = []
         for name in names:
             stored = self.get("view", name)

@@ -6,7 +6,6 @@ import enum
 import os
 import re
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,9 +26,10 @@ def utcnow() -> datetime:
 def new_id() -> str:
     """A new UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits, so ids sort by time.
 
+    >>> import uuid
     >>> a, b = new_id(), new_id()
-    >>> uuid.UUID(a).version
-    7
+    >>> str(uuid.UUID(a)) == a, uuid.UUID(a).version
+    (True, 7)
     >>> a[:8] <= b[:8]
     True
     """
@@ -37,7 +37,8 @@ def new_id() -> str:
     rand = int.from_bytes(os.urandom(10), "big")
     value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
     value |= 0b10 << 62 | (rand & ((1 << 62) - 1))
-    return str(uuid.UUID(int=value))
+    h = f"{value:032x}"  # what str(uuid.UUID(int=value)) gives, without its checks (hot path)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def check_name(value: str, *, field: str) -> str:

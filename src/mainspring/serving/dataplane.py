@@ -237,6 +237,19 @@ class DataPlane:
         """The loaded runtime of ``deployment``'s arm ``arm``."""
         return self._arm_runtime(deployment, deployment.arm(arm))
 
+    def runtime(
+        self, name: str, version: str | None = None, key: str | None = None
+    ) -> tuple[ModelRuntime, str]:
+        """The runtime answering for a model or deployment ``name`` (a version, an alias or an
+        arm in ``version``; ``key`` makes the arm choice sticky), and its arm label."""
+        _, runtime, arm, _ = self._served(name, version, key)
+        return runtime, arm
+
+    def keyed(self, name: str, version: str | None = None) -> bool:
+        """Whether the runtime answering for ``name`` depends on the routing key (a deployment
+        choosing among weighted arms)."""
+        return name in self._routes and not version
+
     def model_metadata(self, name: str, version: str | None = None) -> ModelMetadata:
         served, runtime, _, deployment = self._served(name, version)
         meta = runtime.metadata(served.version_list())

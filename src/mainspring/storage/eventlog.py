@@ -16,18 +16,21 @@ a coordinator; a member that stops heartbeating (``kill -9``) loses its partitio
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
+import re
 import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
+
+import orjson
 
 from mainspring.errors import (
     ConfigError,
@@ -99,24 +102,49 @@ def _micros(when: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _from_micros(us: int) -> datetime:
-    return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
+    return _EPOCH + timedelta(microseconds=us)
+
+
+#: A run of digits that may be an integer beyond 64 bits (orjson would read it as a float).
+_LONG_NUMBER = re.compile(r"\d{19}")
+
+
+def _loads(text: str) -> Any:
+    """Parse stored JSON with orjson (several times faster on the read path); text with very
+    long numbers goes to the standard library, which keeps big integers exact.
+
+    >>> _loads('{"n": 1, "big": 123456789012345678901234}')
+    {'n': 1, 'big': 123456789012345678901234}
+    """
+    if _LONG_NUMBER.search(text):
+        return json.loads(text)
+    return orjson.loads(text)
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+#: Built once: ``json.dumps`` with options builds a new encoder on every call.
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+#: A keyed event's partition; keys repeat (customers, cards), murmur2 in Python does not need to.
+_partition_for = functools.lru_cache(maxsize=1 << 16)(partition_for)
+
+
 def _encode(event: Event) -> tuple[str, str]:
     check_name(event.topic, field="topic")
     try:
-        payload = json.dumps(event.payload, separators=(",", ":"), allow_nan=False)
+        payload = _dumps(event.payload)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(
             f"event payload is not JSON ({exc}); send numbers, strings, lists and maps",
             field="payload",
         ) from None
-    return json.dumps(dict(event.headers), separators=(",", ":")), payload
+    return (_dumps(dict(event.headers)) if event.headers else "{}"), payload
 
 
 class _Batch:
@@ -295,7 +323,7 @@ class SqliteEventLog:
                 counts[event.topic] = self._create(conn, event.topic, 1)
             n = counts[event.topic]
             if event.key is not None:
-                partition = partition_for(event.key, n)
+                partition = _partition_for(event.key, n)
             else:
                 partition = next(self._spread) % n
             tp = (event.topic, partition)
@@ -320,7 +348,18 @@ class SqliteEventLog:
                     payload,
                 )
             )
-            out.append(replace(event, partition=partition, offset=offset))
+            out.append(
+                Event(
+                    event.topic,
+                    event.payload,
+                    event.key,
+                    event.event_time,
+                    event.headers,
+                    event.id,
+                    partition,
+                    offset,
+                )
+            )  # positional: several times faster than dataclasses.replace
         conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         conn.executemany(
             "UPDATE partitions SET next_offset = ? WHERE topic = ? AND partition = ?",
@@ -340,10 +379,10 @@ class SqliteEventLog:
         return [
             Event(
                 topic=topic,
-                payload=json.loads(payload),
+                payload=_loads(payload),
                 key=key,
                 event_time=_from_micros(us),
-                headers=json.loads(headers),
+                headers={} if headers == "{}" else _loads(headers),
                 id=id_,
                 partition=partition,
                 offset=off,
