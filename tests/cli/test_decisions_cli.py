@@ -101,3 +101,14 @@ def test_verify_names_the_altered_record_and_fails(project: Path) -> None:
         conn.execute(sa.text("UPDATE decision_log SET body = body || ' ' WHERE seq = 2"))
     out = run(project, "decisions", "verify", code=6).output
     assert "entry 2 (d-2)" in out and "altered" in out
+
+
+def test_worker_attaches_outcome_events(project: Path) -> None:
+    from mainspring.records import Event
+
+    with Project.open(project) as p:
+        p.events.produce([Event("outcomes", {"decision_id": "d-3", "value": 0}, key="d-3")])
+    out = run(project, "--json", "worker", "outcomes", "--until-idle").output
+    assert json.loads(out)["events"] == 1
+    shown = json.loads(run(project, "--json", "decisions", "show", "d-3").output)
+    assert [o["value"] for o in shown["outcomes"]] == [0]

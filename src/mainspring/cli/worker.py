@@ -79,3 +79,52 @@ def materialize(
                 f"dead-lettered {stats.dead_lettered}, retries {stats.retries}, lag {data['lag']}"
             ),
         )
+
+
+@worker.command()
+@click.option(
+    "--topic",
+    "topics",
+    multiple=True,
+    default=("outcomes",),
+    show_default=True,
+    help="A topic of outcome events (repeat).",
+)
+@click.option("--group", help="Consumer group (default: mainspring-outcomes).")
+@click.option("--batch-size", default=500, show_default=True, help="Events per batch.")
+@click.option("--until-idle", is_flag=True, help="Stop once the group has caught up.")
+@pass_cli
+def outcomes(
+    cli: Cli, topics: tuple[str, ...], group: str | None, batch_size: int, until_idle: bool
+) -> None:
+    """Attach outcome events ({decision_id, value, at}) to their logged decisions, each once."""
+    from mainspring.audit import OutcomeProcessor
+    from mainspring.events import Worker
+
+    with handled():
+        log = cli.project.events
+        processor = OutcomeProcessor(cli.project.decisions, topics)
+        runner = Worker(log, processor, group=group, batch_size=batch_size)
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            runner.stop()
+
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            stats = runner.run(until_idle=until_idle)
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        data = {
+            "group": runner.group,
+            "events": stats.events,
+            "dead_lettered": stats.dead_lettered,
+            "lag": runner.lag(),
+        }
+        cli.emit(
+            data,
+            lambda: click.echo(
+                f"{runner.group}: {stats.events} outcome events, dead-lettered "
+                f"{stats.dead_lettered}, lag {data['lag']}"
+            ),
+        )
