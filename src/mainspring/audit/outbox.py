@@ -33,6 +33,8 @@ TOPICS = {
 CURSOR = "events"
 PAGE = 500
 RETRY_S = 1.0
+#: The shortest time between two passes of the thread (bounds the cursor's commits per second).
+COALESCE_S = 0.05
 
 
 def to_event(row: Row) -> Event:
@@ -141,6 +143,8 @@ class Mirror:
                 except Exception:
                     log.warning("publishing the decision log failed; will retry", exc_info=True)
                     self._stop.wait(RETRY_S)
+                # coalesce: under load one pass (and one cursor commit) serves many group commits
+                self._stop.wait(COALESCE_S)
 
         self._thread = threading.Thread(target=run, name="mainspring-decision-mirror", daemon=True)
         self._thread.start()
