@@ -14,6 +14,7 @@ throughput over the floor's.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import platform
 import sqlite3
@@ -24,6 +25,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from mainspring.audit import DecisionLog, PersonalData
 from mainspring.records import Decision, FeatureValue, Reason, new_id
@@ -150,7 +152,7 @@ def postgres_url(args: argparse.Namespace) -> tuple[str | None, object | None]:
     if not args.postgres:
         return None, None
     sys.path.insert(0, str(ROOT / "tests"))
-    import servers  # tests/servers.py: a throw-away cluster on 127.0.0.1
+    servers: Any = importlib.import_module("servers")  # tests/servers.py: on 127.0.0.1
 
     server = servers.PostgresServer().start()
     return server.create_database("bench_decision_log"), server
