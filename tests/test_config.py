@@ -348,3 +348,50 @@ def test_online_store_setting(tmp_path: Path) -> None:
     assert load_settings(tmp_path, environ=env).online == "redis://127.0.0.1:6379/0"
     (tmp_path / "mainspring.yaml").write_text("online: sqlite:///state/online.db\n")
     assert load_settings(tmp_path, environ={}).online == f"sqlite:///{root}/state/online.db"
+
+
+# --- audit (the decision log) ----------------------------------------------------------------
+
+
+def test_audit_settings(tmp_path: Path) -> None:
+    default = load_settings(tmp_path, environ={}).audit
+    assert (dict(default.personal), default.durability, default.segments) == ({}, "fsync", ())
+    assert default.key_file == tmp_path.resolve() / ".mainspring" / "audit.key"
+    (tmp_path / "mainspring.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "audit": {
+                    "personal": {"ssn": "drop", "email": "hash"},
+                    "durability": "process",
+                    "key_file": "secrets/audit.key",
+                    "segments": ["region"],
+                }
+            }
+        ),
+        encoding="utf-8",
+    )
+    audit = load_settings(tmp_path, environ={"MAINSPRING_AUDIT__SEGMENTS": "region,channel"}).audit
+    assert dict(audit.personal) == {"ssn": "drop", "email": "hash"}
+    assert audit.durability == "process"
+    assert audit.key_file == tmp_path.resolve() / "secrets" / "audit.key"
+    assert audit.segments == ("region", "channel")
+    with pytest.raises(TypeError):
+        audit.personal["ssn"] = "hash"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("audit", "key"),
+    [
+        ({"personal": {"ssn": "encrypt"}}, "audit.personal.ssn"),
+        ({"personal": ["ssn"]}, "audit.personal"),
+        ({"durability": "sometimes"}, "audit.durability"),
+        ({"segments": [1]}, "audit.segments"),
+        ({"keyfile": "x"}, "audit.keyfile"),
+        ("fsync", "audit"),
+    ],
+)
+def test_bad_audit_settings_name_the_key(tmp_path: Path, audit: Any, key: str) -> None:
+    (tmp_path / "mainspring.yaml").write_text(yaml.safe_dump({"audit": audit}), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path, environ={})
+    assert caught.value.key == key

@@ -50,3 +50,34 @@ def test_registration_records_the_git_commit(tmp_path: Path) -> None:
         assert project.registry.register("m", booster(), actor="a").code_version == head + "+dirty"
         explicit = project.registry.register("m", booster(), actor="a", code_version="v1.2")
         assert explicit.code_version == "v1.2"
+
+
+def test_the_decision_log_opens_lazily_with_the_audit_settings(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from mainspring.records import Decision
+
+    key_file = tmp_path / ".mainspring" / "audit.key"
+    with Project.open(tmp_path) as project:
+        assert project.decisions.durability == "fsync"
+    assert not key_file.exists()  # no hashed field, no key
+    (tmp_path / "mainspring.yaml").write_text(
+        "audit: {personal: {email: hash}, durability: process}\n", encoding="utf-8"
+    )
+    d = Decision(
+        id="d-1",
+        deployment="credit",
+        at=datetime(2026, 1, 1, tzinfo=UTC),
+        decision="approve",
+        policy="p",
+        context={"email": "ann@example.com"},
+    )
+    with Project.open(tmp_path) as project:
+        logged = project.decisions.append(d)
+        assert project.decisions.durability == "process"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    with Project.open(tmp_path) as project:  # the same key next time: pseudonyms still join
+        assert logged.decision.context["email"] == project.decisions.pseudonym("ann@example.com")
+        assert [e.headers["idempotency-key"] for e in project.events.read("decisions", 0, 0)] == [
+            "d-1"
+        ]

@@ -13,6 +13,7 @@ import contextlib
 import os
 import secrets
 import subprocess
+import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -138,6 +139,7 @@ class Project:
         )
         self._events: EventLog | None = None
         self._decisions: DecisionLog | None = None
+        self._decisions_lock = threading.Lock()  # one log (one writer thread) per project
 
     @property
     def events(self) -> EventLog:
@@ -150,22 +152,26 @@ class Project:
     def decisions(self) -> DecisionLog:
         """The decision log on the metadata store, mirrored to :attr:`events`, opened on first
         use with the ``audit`` settings (personal fields, durability, key file, segments)."""
-        if self._decisions is None:
-            audit = self.settings.audit
-            key = None
-            if "hash" in audit.personal.values():
-                path = audit.key_file or self.settings.project_dir / STATE_DIR / AUDIT_KEY_FILE
-                path.parent.mkdir(parents=True, exist_ok=True)
-                key = audit_key(path)
-            self._decisions = DecisionLog(
-                self.metadata,
-                personal=PersonalData(audit.personal, key=key),
-                durability=audit.durability,
-                events=self.events,
-                segments=audit.segments,
-                metrics=AuditMetrics.default(),
-            )
-        return self._decisions
+        with self._decisions_lock:
+            if self._decisions is None:
+                self._decisions = self._open_decisions()
+            return self._decisions
+
+    def _open_decisions(self) -> DecisionLog:
+        audit = self.settings.audit
+        key = None
+        if "hash" in audit.personal.values():
+            path = audit.key_file or self.settings.project_dir / STATE_DIR / AUDIT_KEY_FILE
+            path.parent.mkdir(parents=True, exist_ok=True)
+            key = audit_key(path)
+        return DecisionLog(
+            self.metadata,
+            personal=PersonalData(audit.personal, key=key),
+            durability=audit.durability,
+            events=self.events,
+            segments=audit.segments,
+            metrics=AuditMetrics.default(),
+        )
 
     @classmethod
     def open(

@@ -5,13 +5,15 @@
   for retraining and override rates.
 - :class:`PersonalData` (``personal.py``): fields dropped or replaced by an HMAC before logging.
 - ``writer.py`` (group commit, :class:`Durability`), ``outbox.py`` (mirror to the event log),
-  ``metrics.py`` (Prometheus), ``entries.py`` (what the log hands back).
+  ``metrics.py`` (Prometheus), ``entries.py`` (what the log hands back), ``outcomes.py``
+  (:class:`OutcomeProcessor`: outcomes from the event backbone, for ``mainspring worker``).
 """
 
 from mainspring.audit.entries import Kind, Label, LoggedDecision, OverrideRate
 from mainspring.audit.log import DecisionLog
 from mainspring.audit.metrics import AuditMetrics
 from mainspring.audit.outbox import TOPICS, Mirror
+from mainspring.audit.outcomes import OutcomeProcessor
 from mainspring.audit.personal import PersonalData, Treatment
 from mainspring.audit.writer import Durability
 
@@ -24,6 +26,7 @@ __all__ = [
     "Label",
     "LoggedDecision",
     "Mirror",
+    "OutcomeProcessor",
     "OverrideRate",
     "PersonalData",
     "Treatment",

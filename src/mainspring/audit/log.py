@@ -27,7 +27,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
 
 from mainspring.audit.entries import Kind, Label, LoggedDecision, OverrideRate, Row, row_hash, stamp
 from mainspring.audit.metrics import AuditMetrics
@@ -46,6 +46,15 @@ MAX_ID = 64
 MAX_NAME = 128
 _PAGE = 2000
 _IN_CHUNK = 500
+
+# the writer's statements, built once (building a statement costs more than running it here)
+_HEAD = select(decision_log.c.seq, decision_log.c.hash).order_by(decision_log.c.seq.desc()).limit(1)
+_KNOWN = select(decision_log).where(decision_log.c.id.in_(bindparam("ids", expanding=True)))
+_INSERT = insert(decision_log)
+_PENDING_ADD = insert(decision_reviews_pending)
+_PENDING_REMOVE = delete(decision_reviews_pending).where(
+    decision_reviews_pending.c.decision_id.in_(bindparam("ids", expanding=True))
+)
 
 
 def _json(value: Any, where: str) -> str:
@@ -93,17 +102,13 @@ class _Batch:
 
     def flush(self, conn: Connection) -> None:
         if self.rows:
-            conn.execute(insert(decision_log), [r.columns() for r in self.rows])
+            conn.execute(_INSERT, [r.columns() for r in self.rows])
             self.rows = []
         if self.pending_add:
-            conn.execute(insert(decision_reviews_pending), self.pending_add)
+            conn.execute(_PENDING_ADD, self.pending_add)
             self.pending_add = []
         if self.pending_remove:
-            conn.execute(
-                delete(decision_reviews_pending).where(
-                    decision_reviews_pending.c.decision_id.in_(self.pending_remove)
-                )
-            )
+            conn.execute(_PENDING_REMOVE, {"ids": self.pending_remove})
             self.pending_remove = []
 
 
@@ -262,18 +267,12 @@ class DecisionLog:
 
     def _write_batch(self, conn: Connection, ops: builtins.list[Op]) -> builtins.list[Any]:
         self._notes = []
-        head = conn.execute(
-            select(decision_log.c.seq, decision_log.c.hash)
-            .order_by(decision_log.c.seq.desc())
-            .limit(1)
-        ).first()
+        head = conn.execute(_HEAD).first()
         batch = _Batch(head.seq, head.hash) if head else _Batch(0, GENESIS)
         ids = [op.payload[1].id for op in ops if op.kind == "decision"]
         existing: dict[str, Row] = {}
         for chunk in range(0, len(ids), _IN_CHUNK):
-            for r in conn.execute(
-                select(decision_log).where(decision_log.c.id.in_(ids[chunk : chunk + _IN_CHUNK]))
-            ):
+            for r in conn.execute(_KNOWN, {"ids": ids[chunk : chunk + _IN_CHUNK]}):
                 existing[r.id] = Row.from_db(r)
         results: builtins.list[Any] = []
         for op in ops:

@@ -14,9 +14,10 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from mainspring.audit.entries import Kind, Row
+from mainspring.audit.writer import Durability, configure
 from mainspring.records import IDEMPOTENCY_KEY, Event
 from mainspring.storage.base import EventLog
 from mainspring.storage.schema import decision_log, decision_outbox
@@ -33,6 +34,8 @@ TOPICS = {
 CURSOR = "events"
 PAGE = 500
 RETRY_S = 1.0
+#: The shortest time between two passes of the thread (bounds the cursor's commits per second).
+COALESCE_S = 0.05
 
 
 def to_event(row: Row) -> Event:
@@ -73,6 +76,7 @@ class Mirror:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one pass at a time in this process
+        self._conn: Connection | None = None
 
     def cursor(self) -> int:
         """The ``seq`` of the last record published (0 before the first)."""
@@ -107,8 +111,26 @@ class Mirror:
                 self._advance(cursor, rows[-1].seq)
                 sent += len(rows)
 
+    def _connection(self) -> Connection:
+        # the cursor commits without a flush: losing its last moves re-publishes, never loses
+        if self._conn is None:
+            conn = self.store.engine.connect()
+            configure(self.store, conn, Durability.PROCESS)
+            self._conn = conn
+        return self._conn
+
     def _advance(self, old: int, new: int) -> None:
-        with self.store.write("decision-outbox") as conn:
+        try:
+            self._move(old, new)
+        except Exception:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.invalidate()
+                conn.close()
+            raise
+
+    def _move(self, old: int, new: int) -> None:
+        with self.store.write_on(self._connection(), "decision-outbox") as conn:
             moved = conn.execute(
                 update(decision_outbox)
                 .where(decision_outbox.c.name == CURSOR, decision_outbox.c.seq < new)
@@ -141,6 +163,8 @@ class Mirror:
                 except Exception:
                     log.warning("publishing the decision log failed; will retry", exc_info=True)
                     self._stop.wait(RETRY_S)
+                # coalesce: under load one pass (and one cursor commit) serves many group commits
+                self._stop.wait(COALESCE_S)
 
         self._thread = threading.Thread(target=run, name="mainspring-decision-mirror", daemon=True)
         self._thread.start()
@@ -157,3 +181,7 @@ class Mirror:
                 self.publish_pending()
             except Exception:
                 log.warning("publishing the decision log on close failed", exc_info=True)
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()

@@ -105,6 +105,9 @@ class PersonalData:
             return decision
         features: list[FeatureValue] = []
         for f in decision.features:
+            if f.name not in self.fields and not isinstance(f.value, Mapping | list | tuple):
+                features.append(f)  # the common case: nothing to change, nothing to copy
+                continue
             keep, value = self._treat(f.name, f.value)
             if keep:
                 features.append(dataclasses.replace(f, value=value))

@@ -71,6 +71,19 @@ AfterCommit = Callable[[list[Op], list[Any]], None]
 _STOP = Op("stop", None)
 
 
+def configure(store: SqlMetadataStore, conn: Connection, durability: Durability) -> None:
+    """Give a dedicated connection the flush behaviour of ``durability`` (see the module)."""
+    fsync = durability is Durability.FSYNC
+    if store.dialect == "sqlite":
+        if store.url in {"sqlite://", "sqlite:///:memory:"}:
+            return  # nothing to make durable
+        dbapi: Any = conn.connection.dbapi_connection  # autocommit: runs outside a transaction
+        dbapi.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+    elif store.dialect == "postgresql":
+        conn.exec_driver_sql(f"SET synchronous_commit TO {'on' if fsync else 'off'}")
+        conn.commit()
+
+
 class GroupCommitter:
     """The writer thread of one store. ``submit`` from any thread; ``close`` drains and stops."""
 
@@ -156,15 +169,7 @@ class GroupCommitter:
         return self._conn
 
     def _configure(self, conn: Connection) -> None:
-        fsync = self.durability is Durability.FSYNC
-        if self.store.dialect == "sqlite":
-            if self.store.url in {"sqlite://", "sqlite:///:memory:"}:
-                return  # nothing to make durable
-            dbapi: Any = conn.connection.dbapi_connection  # autocommit: runs outside a transaction
-            dbapi.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
-        elif self.store.dialect == "postgresql":
-            conn.exec_driver_sql(f"SET synchronous_commit TO {'on' if fsync else 'off'}")
-            conn.commit()
+        configure(self.store, conn, self.durability)
 
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None

@@ -289,3 +289,44 @@ def parse_duration(text: str) -> timedelta:
             field="window",
         )
     return timedelta(seconds=int(number) * _UNITS[unit])
+
+
+@worker.command()
+@click.option(
+    "--topic", "topics", multiple=True, default=("outcomes",), show_default=True,
+    help="A topic of outcome events (repeat).",
+)  # fmt: skip
+@click.option("--group", help="Consumer group (default: mainspring-outcomes).")
+@click.option("--batch-size", default=500, show_default=True, help="Events per batch.")
+@click.option("--until-idle", is_flag=True, help="Stop once the group has caught up.")
+@pass_cli
+def outcomes(
+    cli: Cli, topics: tuple[str, ...], group: str | None, batch_size: int, until_idle: bool
+) -> None:
+    """Attach outcome events ({decision_id, value, at}) to their logged decisions, each once."""
+    from mainspring.audit import OutcomeProcessor
+
+    with handled():
+        _run(cli, OutcomeProcessor(cli.project.decisions, topics), group, batch_size, until_idle)
+
+
+@worker.command()
+@click.option(
+    "--topic", default="decision-requests", show_default=True,
+    help="The topic of decision requests: {deployment, entity, context, request_id}.",
+)  # fmt: skip
+@click.option("--group", help="Consumer group (default: decide-TOPIC).")
+@click.option("--batch-size", default=200, show_default=True, help="Events per batch.")
+@click.option("--until-idle", is_flag=True, help="Stop once the group has caught up.")
+@pass_cli
+def decide(cli: Cli, topic: str, group: str | None, batch_size: int, until_idle: bool) -> None:
+    """Decide each request event with its deployment; answers are mirrored to `decisions`."""
+    from mainspring.cli.deciding import decision_service
+    from mainspring.serving.decision_requests import DecisionRequests
+
+    with handled():
+        service = decision_service(cli)
+        try:
+            _run(cli, DecisionRequests(service, topic), group, batch_size, until_idle)
+        finally:
+            service.plane.close()
