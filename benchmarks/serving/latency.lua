@@ -35,7 +35,7 @@ function done(summary, latency, requests)
   table.sort(all)
   local function pct(p) return all[math.max(1, math.ceil(#all * p / 100))] / 1000 end
   if #all > 0 then
-    io.write(string.format("MEASURED count=%d p50_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
-      #all, pct(50), pct(99), all[#all] / 1000))
+    io.write(string.format("MEASURED count=%d p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f\n",
+      #all, pct(50), pct(99), pct(99.9), all[#all] / 1000))
   end
 end

@@ -129,9 +129,12 @@ def wrk(url: str, connections: int, seconds: int, script: Path) -> dict[str, flo
         if match:
             value, unit = float(match.group(1)), match.group(2)
             result[f"wrk_p{pct}"] = value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-    measured = re.search(r"MEASURED count=\d+ p50_ms=([\d.]+) p99_ms=([\d.]+)", out)
+    measured = re.search(
+        r"MEASURED count=\d+ p50_ms=([\d.]+) p99_ms=([\d.]+) p999_ms=([\d.]+) max_ms=([\d.]+)", out
+    )
     if measured:
-        result["p50"], result["p99"] = float(measured.group(1)), float(measured.group(2))
+        for key, value in zip(("p50", "p99", "p999", "max"), measured.groups(), strict=True):
+            result[key] = float(value)
     return result
 
 
@@ -205,13 +208,16 @@ def measure(
 
 def report(results: dict[str, dict[int, dict[str, float]]], concurrency: list[int]) -> None:
     print()
-    print("latency in ms; p50/p99 measured per request, wrk's are coordinated-omission corrected")
-    print(f"{'server':<16}{'conc':>5}{'req/s':>9}{'p50':>8}{'p99':>8}{'wrk p50':>9}"
-          f"{'wrk p99':>9}{'errors':>8}")  # fmt: skip
+    print(
+        "latency in ms: p50 to max measured per request; wrk's are coordinated-omission corrected"
+    )
+    print(f"{'server':<16}{'conc':>5}{'req/s':>9}{'p50':>8}{'p99':>8}{'p99.9':>8}{'max':>8}"
+          f"{'wrk p50':>9}{'wrk p99':>9}{'errors':>8}")  # fmt: skip
     for name, by_conc in results.items():
         for c, r in by_conc.items():
             print(
                 f"{name:<16}{c:>5}{r['rps']:>9.0f}{r.get('p50', 0):>8.2f}{r.get('p99', 0):>8.2f}"
+                f"{r.get('p999', 0):>8.2f}{r.get('max', 0):>8.1f}"
                 f"{r.get('wrk_p50', 0):>9.2f}{r.get('wrk_p99', 0):>9.2f}{r['errors']:>8.0f}"
             )
     ours = results.get("mainspring")
