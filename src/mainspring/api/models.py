@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, UploadFile
 
 from mainspring.api.auth import (
     CanAlias,
@@ -24,6 +24,8 @@ from mainspring.records import JSON, Lineage, ModelRef, Signature
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 ProjectDep = Annotated[Project, Depends(project_of)]
+#: a version number in a path: positive, and within the metadata store's 64-bit integers
+VersionNumber = Annotated[int, Path(ge=1, le=2**63 - 1, description="version number")]
 
 
 def _json_form(text: str | None, field: str) -> Any:
@@ -99,7 +101,7 @@ def list_versions(name: str, project: ProjectDep, _: CanRead) -> list[JSON]:
 
 
 @router.get("/models/{name}/versions/{version}", summary="One version")
-def get_version(name: str, version: int, project: ProjectDep, _: CanRead) -> JSON:
+def get_version(name: str, version: VersionNumber, project: ProjectDep, _: CanRead) -> JSON:
     return project.registry.get(ModelRef(name, version=version)).to_dict()
 
 
@@ -146,7 +148,7 @@ def rollback(
 )
 def request_approval(
     name: str,
-    version: int,
+    version: VersionNumber,
     body: ReasonBody,
     project: ProjectDep,
     principal: CanRequestApproval,
@@ -161,7 +163,7 @@ def request_approval(
 )
 def approve(
     name: str,
-    version: int,
+    version: VersionNumber,
     body: RequiredReasonBody,
     project: ProjectDep,
     principal: CanApprove,
@@ -174,7 +176,7 @@ def approve(
 @router.post("/models/{name}/versions/{version}/reject", summary="Reject a version")
 def reject(
     name: str,
-    version: int,
+    version: VersionNumber,
     body: RequiredReasonBody,
     project: ProjectDep,
     principal: CanReject,

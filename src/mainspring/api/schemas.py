@@ -12,7 +12,7 @@ class Body(BaseModel):
 
 
 class AliasBody(Body):
-    version: int = Field(gt=0, description="The version the alias should point at.")
+    version: int = Field(gt=0, le=2**63 - 1, description="The version the alias should point at.")
     reason: str = Field(default="", max_length=2000)
 
 

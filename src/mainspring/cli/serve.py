@@ -56,9 +56,19 @@ class PlaneFactory:
     "--max-body-mb", type=click.IntRange(min=1), default=64, show_default=True,
     help="Largest accepted request body.",
 )  # fmt: skip
+@click.option(
+    "--drain-delay", type=click.FloatRange(min=0), default=0.0, show_default=True,
+    help="Seconds between SIGTERM (readiness turns false) and no longer accepting connections.",
+)  # fmt: skip
 @pass_cli
 def serve(
-    cli: Cli, host: str, port: int, grpc_port: int, workers: int | None, max_body_mb: int
+    cli: Cli,
+    host: str,
+    port: int,
+    grpc_port: int,
+    workers: int | None,
+    max_body_mb: int,
+    drain_delay: float,
 ) -> None:
     """Serve every registered model over the Open Inference Protocol (REST and gRPC)."""
     from mainspring.serving.server import ServeOptions, default_workers, run
@@ -75,7 +85,10 @@ def serve(
         # the worker processes are the parallelism: one OpenMP thread each (LightGBM, XGBoost,
         # ONNX Runtime would otherwise spin a thread per core in every worker)
         os.environ.setdefault("OMP_NUM_THREADS", "1")
-        options = ServeOptions(host, port, grpc_port or None, count, max_body_mb * 1024 * 1024)
+        options = ServeOptions(
+            host, port, grpc_port or None, count, max_body_mb * 1024 * 1024,
+            drain_delay_s=drain_delay,
+        )  # fmt: skip
         metrics_dir = None
         if count > 1:
             metrics_dir = tempfile.mkdtemp(prefix="mainspring-metrics-")

@@ -203,6 +203,10 @@ class DataPlane:
         """Finish pending shadow predictions."""
         self._shadows.shutdown(wait=True)
 
+    def drain(self) -> None:
+        """Report not ready from now on (shutting down); requests are still answered."""
+        self._ready = False
+
     def live(self) -> bool:
         return True
 

@@ -94,6 +94,12 @@ class ModelRuntime:
             matrix = self._from_matrix(inputs[0])
         else:
             matrix = self._from_columns(inputs)
+        if not len(matrix):  # libraries answer an empty batch with errors or shapeless arrays
+            raise InvalidInputError(
+                f"input {inputs[0].name!r} has no rows (shape {list(inputs[0].shape)}); send at "
+                "least one row",
+                field=f"{inputs[0].name}.shape",
+            )
         self.check_finite(matrix)
         return matrix
 

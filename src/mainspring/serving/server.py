@@ -4,18 +4,27 @@ Each worker builds its own data plane, loads and warms every model, and only the
 REST on a ``SO_REUSEPORT`` socket and gRPC on a ``SO_REUSEPORT`` port, so the kernel spreads
 connections over the workers and a worker that is still loading receives none. On SIGTERM or
 SIGINT the master forwards the signal; each worker stops accepting, drains in-flight requests
-(uvicorn's graceful shutdown, then ``grpc`` with a grace period) and exits.
+(uvicorn's graceful shutdown, then ``grpc`` with a grace period) and exits. Readiness turns
+false as soon as the signal arrives, and with ``drain_delay_s`` the worker keeps serving that long
+before it stops accepting, so that a load balancer polling readiness takes it out first.
+
+Once its models are loaded, a worker moves everything it has allocated so far (models, modules,
+the registry) out of the garbage collector's reach (:func:`gc.freeze`): a full collection then
+walks only what requests allocate, not the ~200k objects of the loaded libraries, which would
+stall every request in flight for tens of milliseconds (the p99 at concurrency 32).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
@@ -42,6 +51,8 @@ class ServeOptions:
     max_batch_rows: int = 64
     #: seconds between checks for promotions, rollbacks and deployment changes (0: never)
     sync_seconds: float = 2.0
+    #: seconds between SIGTERM (readiness turns false) and no longer accepting connections
+    drain_delay_s: float = 0.0
 
 
 def default_workers() -> int:
@@ -105,7 +116,7 @@ class ProtocolServers:
             access_log=False,
             timeout_graceful_shutdown=int(DRAIN_SECONDS),
         )
-        self._uvicorn = uvicorn.Server(config)
+        self._uvicorn = _draining_server(config, self.plane, options.drain_delay_s)
         sock = reuseport_socket(options.host, options.port)
         syncing = asyncio.create_task(self._keep_in_sync()) if options.sync_seconds > 0 else None
         try:
@@ -137,10 +148,41 @@ class ProtocolServers:
             self._uvicorn.should_exit = True
 
 
+def _draining_server(config: Any, plane: DataPlane, delay_s: float) -> Any:
+    """A uvicorn server whose first SIGTERM/SIGINT turns readiness false at once and stops
+    accepting ``delay_s`` later (a second signal stops at once)."""
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        exit_at: float | None = None
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            plane.drain()
+            if self.exit_at is None and delay_s > 0 and not self.should_exit:
+                self.exit_at = time.monotonic() + delay_s
+                return
+            super().handle_exit(sig, frame)
+
+        async def on_tick(self, counter: int) -> bool:
+            if self.exit_at is not None and time.monotonic() >= self.exit_at:
+                self.should_exit = True
+            return await super().on_tick(counter)
+
+    return DrainingServer(config)
+
+
+def settle_heap() -> None:
+    """Collect once, then freeze what survives (the loaded models and libraries) out of later
+    collections: full collections stay short while serving (see the module docstring)."""
+    gc.collect()
+    gc.freeze()
+
+
 def run_worker(factory: Callable[[], DataPlane], options: ServeOptions) -> None:
     """One worker: build the plane, load and warm the models, then serve."""
     plane = factory()
     plane.start()
+    settle_heap()
     asyncio.run(ProtocolServers(plane, options).serve())
 
 

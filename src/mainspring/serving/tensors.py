@@ -155,14 +155,42 @@ def tensor(
         raise _length_mismatch(name, dims, raw.size)
     if dtype.kind in "iu" and raw.size:
         info = np.iinfo(dtype)
-        low, high = raw.min(), raw.max()
+        low, high = int(raw.min()), int(raw.max())  # Python ints: UINT64 bounds overflow C longs
         if low < info.min or high > info.max:
             raise InvalidInputError(
                 f"tensor {name!r} is {kind} but holds {low if low < info.min else high}, out of "
                 f"range [{info.min}, {info.max}]",
                 field=f"{name}.data",
             )
+    if dtype.kind == "f" and raw.size and raw.dtype != dtype:
+        return Tensor(name, kind, dims, _narrowed(name, kind, raw, dtype).reshape(dims),
+                      parameters or {})  # fmt: skip
     return Tensor(name, kind, dims, raw.astype(dtype, copy=False).reshape(dims), parameters or {})
+
+
+def _narrowed(
+    name: str, kind: str, raw: npt.NDArray[Any], dtype: np.dtype[Any]
+) -> npt.NDArray[Any]:
+    """``raw`` as the float ``dtype``; a finite value too large for it is an error, not inf.
+
+    >>> _narrowed("x", "FP16", np.asarray([1.5, 7e4]), np.dtype(np.float16))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    mainspring.errors.InvalidInputError: tensor 'x' is FP16 but holds 70000.0, out of its ...
+    """
+    with np.errstate(over="ignore"):
+        cast = raw.astype(dtype)
+    overflow = np.isinf(cast)
+    if overflow.any():
+        overflow &= np.isfinite(raw) if raw.dtype.kind == "f" else True
+        if overflow.any():
+            top = np.finfo(dtype).max
+            raise InvalidInputError(
+                f"tensor {name!r} is {kind} but holds {raw[overflow].flat[0]}, out of its range "
+                f"[{-top:g}, {top:g}]",
+                field=f"{name}.data",
+            )
+    return cast
 
 
 def _describe_kind(kind: str) -> str:

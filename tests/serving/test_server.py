@@ -1,0 +1,147 @@
+"""Graceful shutdown of ``mainspring serve``: readiness turns false, in-flight requests finish.
+
+The server runs as a real subprocess with two workers. Slow requests (tens of thousands of rows
+through a model of 400 trees) are in flight when SIGTERM reaches the master: readiness must turn
+false while connections are still accepted (``--drain-delay``), then the listener closes and new
+connections are refused, and every request that was in flight completes with 200.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from mainspring.project import Project
+
+lgb = pytest.importorskip("lightgbm")
+
+MAINSPRING = Path(sys.executable).with_name("mainspring")
+ROWS = 60_000
+IN_FLIGHT = 4
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get(port: int, path: str) -> int:
+    """The status of ``GET path`` on a new connection (ConnectionRefusedError when closed)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 3))
+    y = (x[:, 0] + rng.normal(size=3000) > 0).astype(int)
+    params = {"objective": "binary", "num_leaves": 63, "min_data_in_leaf": 2, "verbose": -1}
+    booster = lgb.train(params, lgb.Dataset(x, y), num_boost_round=400)
+    with Project.open(tmp_path) as project:
+        project.registry.register("slow", booster, actor="alice")
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(MAINSPRING), "-C", str(tmp_path), "serve", "--port", str(port),
+             "--grpc-port", "0", "--workers", "2", "--drain-delay", "1"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            try:
+                if get(port, "/v2/health/ready") == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        yield proc, port, log
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def slow_body() -> tuple[bytes, dict[str, str]]:
+    """``ROWS`` rows as binary tensor data (the JSON head says how long it is)."""
+    matrix = np.random.default_rng(1).normal(size=(ROWS, 3))
+    raw = matrix.astype("<f8").tobytes()
+    head = orjson.dumps({"inputs": [{"name": "x", "datatype": "FP64", "shape": [ROWS, 3],
+                                     "parameters": {"binary_data_size": len(raw)}}]})  # fmt: skip
+    headers = {"Content-Type": "application/octet-stream",
+               "Inference-Header-Content-Length": str(len(head))}  # fmt: skip
+    return head + raw, headers
+
+
+def test_sigterm_turns_readiness_false_then_drains_in_flight_requests(
+    served: tuple[subprocess.Popen[bytes], int, Path],
+) -> None:
+    proc, port, log = served
+    body, headers = slow_body()
+    sent = threading.Barrier(IN_FLIGHT + 1)
+    answers: list[tuple[int | str, int, float]] = []  # status (or error), rows answered, when
+
+    def infer() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        try:
+            conn.request("POST", "/v2/models/slow/infer", body, headers)
+            sent.wait()
+            response = conn.getresponse()
+            payload = response.read()
+            rows = orjson.loads(payload)["outputs"][0]["shape"][0] if response.status == 200 else 0
+            answers.append((response.status, rows, time.monotonic()))
+        except OSError as exc:  # a dropped request: reported by the assertion below
+            answers.append((repr(exc), 0, time.monotonic()))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=infer) for _ in range(IN_FLIGHT)]
+    for thread in threads:
+        thread.start()
+    sent.wait(timeout=60)  # every body is written: the requests are being served
+    proc.send_signal(signal.SIGTERM)  # to the master, as an orchestrator does
+
+    readiness: list[int] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # readiness while the workers accept, until they refuse
+        try:
+            readiness.append(get(port, "/v2/health/ready"))
+        except ConnectionRefusedError:
+            break
+        except (ConnectionResetError, http.client.RemoteDisconnected):
+            pass  # a probe that raced a listener's closing; the next one is refused
+        time.sleep(0.02)
+    refused_at = time.monotonic()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert 503 in readiness, readiness  # not ready while draining, before refusing connections
+    assert set(readiness) <= {200, 503}, readiness  # 200 only before a worker saw the signal
+    outcomes = [(status, rows, round(when - refused_at, 2)) for status, rows, when in answers]
+    assert [o[:2] for o in outcomes] == [(200, ROWS)] * IN_FLIGHT, (outcomes, log.read_text())
+    # the premise: some requests were still in flight when the listener closed
+    assert max(when for _, _, when in answers) > refused_at
+    assert proc.wait(timeout=60) == 0, log.read_text()
+    with pytest.raises(ConnectionRefusedError):
+        get(port, "/v2/health/live")
