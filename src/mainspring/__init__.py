@@ -24,6 +24,7 @@ from mainspring.errors import (
     StorageError,
     UnsupportedFormatError,
 )
+from mainspring.explain import ReasonCodes, explainer_for
 from mainspring.features import (
     Entity,
     FeatureService,
@@ -85,6 +86,7 @@ __all__ = [
     "Principal",
     "Project",
     "QuerySource",
+    "ReasonCodes",
     "RegisteredModel",
     "Registry",
     "Role",
@@ -95,4 +97,5 @@ __all__ = [
     "TrainingSet",
     "UnsupportedFormatError",
     "__version__",
+    "explainer_for",
 ]
