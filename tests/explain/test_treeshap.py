@@ -289,3 +289,13 @@ def test_hypothesis_xgboost(problem: tuple[np.ndarray, np.ndarray, dict[str, Any
         min_child_weight=0,
     )
     check_xgboost(booster, X)
+
+
+def test_models_without_constant_trees_are_refused_with_a_way_out() -> None:
+    X, y = data(8, f=4, nan=0.0)
+    linear = lgb_train(X, y, linear_tree=True, rounds=3)
+    with pytest.raises(InvalidInputError, match="predict= and background="):
+        TreeExplainer.from_lightgbm(linear)
+    gblinear = xgb.train({"booster": "gblinear", "objective": "binary:logistic"}, xgb.DMatrix(X, y))
+    with pytest.raises(InvalidInputError, match="gbtree"):
+        TreeExplainer.from_xgboost(gblinear)
