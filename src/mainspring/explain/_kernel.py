@@ -113,15 +113,13 @@ def shap_rows(
                 continue  # a single leaf: all of it is in the expected value
             q = tree_points[t]
             fb = factor_start[t]
-            # which way x goes at every split
-            for n in range(s, e):
-                x = X[r, feature[n]]
-                if kind[n] == LE and x == x and (missing[n] != MISSING_ZERO or abs(x) > _ZERO):
-                    go[n - s] = 1 if x <= threshold[n] else 0
-                else:
-                    go[n - s] = _goes_left_slow(
-                        x, n, threshold, kind, default_left, missing, cat_start, cat_end, categories
-                    )
+            x = X[r, feature[s]]
+            if kind[s] == LE and x == x and (missing[s] != MISSING_ZERO or abs(x) > _ZERO):
+                go[0] = 1 if x <= threshold[s] else 0
+            else:
+                go[0] = _goes_left_slow(
+                    x, s, threshold, kind, default_left, missing, cat_start, cat_end, categories
+                )
             for k in range(q):
                 F[0, k] = 1.0
                 C[0, k] = 0.0
@@ -139,6 +137,13 @@ def shap_rows(
                     F[a, k] = F[pa, k] * factors[f0 + k]
                     C[a, k] = 0.0
                     sub[a, k] = 0.0
+                x = X[r, feature[n]]
+                if kind[n] == LE and x == x and (missing[n] != MISSING_ZERO or abs(x) > _ZERO):
+                    go[a] = 1 if x <= threshold[n] else 0
+                else:
+                    go[a] = _goes_left_slow(
+                        x, n, threshold, kind, default_left, missing, cat_start, cat_end, categories
+                    )
             # up: S = sum of v_l F_l below, each edge's share for its feature
             for n in range(e - 1, s, -1):
                 a = n - s
