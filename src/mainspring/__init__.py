@@ -24,6 +24,7 @@ from mainspring.errors import (
     StorageError,
     UnsupportedFormatError,
 )
+from mainspring.explain import ReasonCodes, explainer_for
 from mainspring.features import (
     Entity,
     FeatureService,
@@ -88,6 +89,7 @@ __all__ = [
     "Principal",
     "Project",
     "QuerySource",
+    "ReasonCodes",
     "RegisteredModel",
     "Registry",
     "Role",
@@ -99,4 +101,5 @@ __all__ = [
     "TrainingSet",
     "UnsupportedFormatError",
     "__version__",
+    "explainer_for",
 ]

@@ -41,6 +41,15 @@ def test_a_decision_carries_features_model_score_reasons_and_is_logged(
     assert set(d.shadows) == {"next"}  # the shadow scored a copy; its answer is only logged
     assert d.policy.startswith("credit-decisions@1:")
     assert service.log.decisions == [d]
+    # exact TreeSHAP: base value plus attributions give the model's margin (log-odds of the score)
+    assert set(d.attributions) == set(FEATURES) and d.base_value is not None
+    margin = d.base_value + sum(d.attributions.values())
+    assert margin == pytest.approx(float(np.log(d.score / (1 - d.score))), abs=1e-9)
+    ups = sorted((v, k) for k, v in d.attributions.items() if v > 0)[::-1][:2]
+    assert [r.feature for r in d.reasons] == [k for _, k in ups]  # top 2 that raised the score
+    for r in d.reasons:
+        assert r.contribution == d.attributions[r.feature]
+        assert r.code == ("D1" if r.feature == "debt_ratio" else f"{r.feature}+")
 
 
 def test_rules_before_the_model_and_after_it(service: DecisionService) -> None:

@@ -77,6 +77,10 @@ def test_the_digest_follows_the_definition() -> None:
         ({"thresholds": BANDS, "model_enabled": "yes"}, "policy.model_enabled"),
         ({"thresholds": BANDS, "explain": {"top_k": -1}}, "policy.explain.top_k"),
         (
+            {"thresholds": BANDS, "explain": {"codes": {"a": {"sideways": {}}}}},
+            "policy.explain.codes.a.sideways",
+        ),
+        (
             {
                 "thresholds": BANDS,
                 "rules": {"before": [{"name": "r", "if": {"score": {">": 1}}, "decision": "x"}]},

@@ -233,7 +233,7 @@ class DecisionService:
         explaining = None
         if plan.policy.explain and runtime.flavor in ("lightgbm", "xgboost"):
             try:
-                from mainspring.explain import ReasonCodes, explainer_for  # type: ignore[import-not-found]
+                from mainspring.explain import ReasonCodes, explainer_for
 
                 explainer = explainer_for(runtime.loaded.model.native, runtime.feature_names)
                 explainer.warm()

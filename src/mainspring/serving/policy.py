@@ -341,6 +341,13 @@ def _explain(value: Any, where: str) -> dict[str, Any]:
     codes = value.get("codes") or {}
     if not isinstance(codes, Mapping):
         raise InvalidInputError(f"{where}.codes must be an object", field=f"{where}.codes")
+    from mainspring.explain.reasons import ReasonCodes
+
+    try:  # checked now, not when the first decision is explained
+        ReasonCodes.from_mapping(codes)
+    except InvalidInputError as exc:
+        field = f"{where}.codes.{exc.field}" if exc.field else f"{where}.codes"
+        raise InvalidInputError(f"{where}.codes: {exc.message}", field=field) from None
     return {
         "explain": _bool(value.get("enabled", True), f"{where}.enabled"),
         "top_k": top_k,
