@@ -38,7 +38,7 @@ POLICY = {
         "codes": {
             "debt_ratio": {"up": {"code": "D01", "text": "Debt is high relative to income"}},
             "late_payments": {"up": {"code": "L01", "text": "Recent late payments"}},
-            "income": {"down": {"code": "I01", "text": "Income is low"}},
+            "income": {"up": {"code": "I01", "text": "Income is low"}},
         },
     },
 }

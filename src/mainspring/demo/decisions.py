@@ -22,12 +22,13 @@ from mainspring.serving.replay import Replayer
 console = Console(highlight=False)
 DEPLOYMENT = "credit-decisions"
 REASONS = {
-    "income": {"down": {"code": "R01", "text": "Income is low for the amount requested"}},
+    # keyed by the direction the feature moved the risk score (up: toward default)
+    "income": {"up": {"code": "R01", "text": "Income is low"}},
     "debt_ratio": {"up": {"code": "R02", "text": "Debt is high relative to income"}},
     "late_payments": {"up": {"code": "R03", "text": "Recent late payments"}},
     "utilization": {"up": {"code": "R04", "text": "Credit lines are heavily used"}},
-    "credit_lines": {"down": {"code": "R05", "text": "Short credit history"}},
-    "age": {"down": {"code": "R06", "text": "Limited time in the credit file"}},
+    "credit_lines": {"up": {"code": "R05", "text": "Few credit lines"}},
+    "age": {"up": {"code": "R06", "text": "Limited time in the credit file"}},
 }
 POLICY = {
     "thresholds": [
