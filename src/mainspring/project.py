@@ -112,6 +112,41 @@ def audit_key(path: Path) -> bytes:
     return key
 
 
+MIRROR_LOCK = "decision-mirror.lock"
+
+
+class MirrorClaim:
+    """Elects one process of a project to mirror the decision log to the event log: the one
+    holding an exclusive lock on a file of the state directory. When it exits, the kernel frees
+    the lock and another process's next pass takes it over."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def __call__(self) -> bool:
+        if self._fd is not None:
+            return True
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): every process publishes; consumers dedupe
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor frees the lock
+
+
 class Project:
     """A Mainspring project: its settings and the services built from them."""
 
@@ -140,6 +175,7 @@ class Project:
         self._events: EventLog | None = None
         self._decisions: DecisionLog | None = None
         self._decisions_lock = threading.Lock()  # one log (one writer thread) per project
+        self._mirror_claim = MirrorClaim(settings.project_dir / STATE_DIR / MIRROR_LOCK)
 
     @property
     def events(self) -> EventLog:
@@ -171,6 +207,7 @@ class Project:
             events=self.events,
             segments=audit.segments,
             metrics=AuditMetrics.default(),
+            mirror_claim=self._mirror_claim,
         )
 
     @classmethod
@@ -188,6 +225,7 @@ class Project:
     def close(self) -> None:
         if self._decisions is not None:
             self._decisions.close()
+        self._mirror_claim.release()
         self.online.close()
         self.metadata.close()
         if self._events is not None:

@@ -9,10 +9,11 @@ the chain at that row.
 from __future__ import annotations
 
 import enum
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from mainspring.records import JSON, Decision, Outcome, Review
 from mainspring.storage.chain import fields_hash
@@ -87,7 +88,7 @@ class Row:
         )
 
     def data(self) -> JSON:
-        loaded: JSON = json.loads(self.body)
+        loaded: JSON = orjson.loads(self.body)
         return loaded
 
 

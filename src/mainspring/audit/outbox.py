@@ -35,7 +35,7 @@ CURSOR = "events"
 PAGE = 500
 RETRY_S = 1.0
 #: The shortest time between two passes of the thread (bounds the cursor's commits per second).
-COALESCE_S = 0.05
+COALESCE_S = 0.2
 
 
 def to_event(row: Row) -> Event:
@@ -67,8 +67,12 @@ class Mirror:
         *,
         page: int = PAGE,
         on_lag: Callable[[int], None] | None = None,
+        claim: Callable[[], bool] | None = None,
     ) -> None:
         self.store = store
+        #: whether this process should publish now (several processes of one project, such as
+        #: serve workers, elect one publisher instead of each publishing every record)
+        self.claim = claim
         self.events = events
         self.page = page
         self._on_lag = on_lag
@@ -159,7 +163,8 @@ class Mirror:
                 if self._stop.is_set():
                     return
                 try:
-                    self.publish_pending()
+                    if self.claim is None or self.claim():
+                        self.publish_pending()
                 except Exception:
                     log.warning("publishing the decision log failed; will retry", exc_info=True)
                     self._stop.wait(RETRY_S)
