@@ -19,10 +19,11 @@ import pandas as pd
 import mainspring as ms
 from mainspring.records import ReviewAction
 from mainspring.serving import DataPlane
-from mainspring.serving.decisions import DecisionRequest, DecisionService
+from mainspring.serving.decisions import DecisionService
 from mainspring.serving.deployments import Arm, Deployment, DeploymentStore
 from mainspring.serving.policy import Policy
 from mainspring.serving.replay import Replayer
+from mainspring.serving.request import DecisionRequest
 
 #: What tests/test_examples.py expects in the output.
 EXPECT = "replayed: identical, bit for bit"

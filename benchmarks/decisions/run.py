@@ -21,6 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+
+# like a server worker: one OpenMP thread for the model library (set before it is imported)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 import platform
 import re
 import shutil
@@ -41,9 +44,10 @@ import pandas as pd
 import mainspring as ms
 from mainspring.features import Entity, FeatureService, FeatureView, Field, FileSource
 from mainspring.serving import DataPlane
-from mainspring.serving.decisions import DecisionRequest, DecisionService
+from mainspring.serving.decisions import DecisionService
 from mainspring.serving.deployments import Arm, Deployment, DeploymentStore
 from mainspring.serving.policy import Policy
+from mainspring.serving.request import DecisionRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 FEATURES = [f"f{i}" for i in range(20)]

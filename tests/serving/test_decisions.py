@@ -13,7 +13,8 @@ from tests.serving.conftest import END, FEATURES, POLICY, deployment
 from mainspring.errors import InvalidInputError, NotFoundError
 from mainspring.features import FeatureStore
 from mainspring.records import Decision
-from mainspring.serving.decisions import DecisionRequest, DecisionService
+from mainspring.serving.decisions import DecisionService
+from mainspring.serving.request import DecisionRequest
 
 
 def decide(service: DecisionService, **request: Any) -> Decision:

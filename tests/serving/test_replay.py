@@ -9,8 +9,9 @@ import pytest
 
 from mainspring.errors import InvalidInputError, NotFoundError
 from mainspring.records import Decision, FeatureValue
-from mainspring.serving.decisions import DecisionRequest, DecisionService
+from mainspring.serving.decisions import DecisionService
 from mainspring.serving.replay import Replayer
+from mainspring.serving.request import DecisionRequest
 
 
 def replayer(service: DecisionService) -> Replayer:

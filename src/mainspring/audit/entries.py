@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from mainspring.records import JSON, Decision, Outcome, Review
 from mainspring.storage.chain import fields_hash
 
@@ -88,6 +86,8 @@ class Row:
         )
 
     def data(self) -> JSON:
+        import orjson  # not at import time: `import mainspring` stays lean
+
         loaded: JSON = orjson.loads(self.body)
         return loaded
 

@@ -28,7 +28,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-import orjson
 from sqlalchemy import Connection, bindparam, delete, insert, select
 
 from mainspring.audit.entries import Kind, Label, LoggedDecision, OverrideRate, Row, row_hash, stamp
@@ -71,6 +70,8 @@ def _decision_json(decision: Decision) -> str:
                decision.latency_ms, *decision.attributions.values(), *decision.shadows.values(),
                *(f.value for f in decision.features), *(r.contribution for r in decision.reasons),
                *decision.entity.values(), *decision.context.values())  # fmt: skip
+    import orjson  # not at import time: `import mainspring` stays lean
+
     if not all(map(_finite, numbers)):
         raise InvalidInputError(
             "decision cannot be logged: it holds NaN or infinity (log missing values as null)",

@@ -105,8 +105,8 @@ def decide(
     request_id: str | None,
 ) -> None:
     """Make a decision with DEPLOYMENT for an entity, and log it."""
-    from mainspring.serving.decisions import DecisionRequest
     from mainspring.serving.oip.decide import answer
+    from mainspring.serving.request import DecisionRequest
 
     with handled():
         cli.principal("decide")

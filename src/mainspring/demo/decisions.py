@@ -14,10 +14,11 @@ from rich.table import Table
 from mainspring.project import Project
 from mainspring.records import ReviewAction
 from mainspring.serving import DataPlane
-from mainspring.serving.decisions import DecisionRequest, DecisionService
+from mainspring.serving.decisions import DecisionService
 from mainspring.serving.deployments import Arm, Deployment, DeploymentStore
 from mainspring.serving.policy import Policy
 from mainspring.serving.replay import Replayer
+from mainspring.serving.request import DecisionRequest
 
 console = Console(highlight=False)
 DEPLOYMENT = "credit-decisions"

@@ -15,7 +15,8 @@ from typing import Any
 
 from mainspring.errors import ConflictError, InvalidInputError
 from mainspring.records import Event
-from mainspring.serving.decisions import DecisionRequest, DecisionService
+from mainspring.serving.decisions import DecisionService
+from mainspring.serving.request import DecisionRequest
 
 TOPIC = "decision-requests"
 

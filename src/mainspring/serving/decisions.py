@@ -22,7 +22,6 @@ reason codes) is, in a :class:`Plan`; a decision only reads, predicts and compar
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Mapping
@@ -39,11 +38,10 @@ from mainspring.records import Decision, FeatureValue, Reason, new_id, utcnow
 from mainspring.serving.dataplane import DataPlane, Routed
 from mainspring.serving.deployments import Deployment
 from mainspring.serving.policy import Policy
+from mainspring.serving.request import SCALARS, DecisionRequest, check_entity, number
 from mainspring.serving.runtime import ModelRuntime
 
 logger = logging.getLogger("mainspring.serving.decisions")
-
-_SCALARS = (str, int, float, bool, type(None))
 
 
 class DecisionSink(Protocol):
@@ -52,47 +50,6 @@ class DecisionSink(Protocol):
     def append(self, decision: Decision) -> Any: ...
 
     async def append_async(self, decision: Decision) -> Any: ...
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionRequest:
-    """What a caller asks: entity keys, request context, an optional request id and arm."""
-
-    entity: Mapping[str, Any]
-    context: Mapping[str, Any] = field(default_factory=dict)
-    request_id: str | None = None
-    arm: str | None = None
-
-    @classmethod
-    def from_dict(cls, data: Any) -> DecisionRequest:
-        if not isinstance(data, Mapping):
-            raise InvalidInputError("the body must be a JSON object", field="body")
-        unknown = sorted(set(data) - {"entity", "context", "request_id", "arm"})
-        if unknown:
-            raise InvalidInputError(
-                f"{unknown[0]!r} is not a field of a decision request; use entity, context, "
-                "request_id, arm",
-                field=unknown[0],
-            )
-        entity = data.get("entity", {})
-        context = data.get("context", {})
-        for name, value in (("entity", entity), ("context", context)):
-            if not isinstance(value, Mapping):
-                raise InvalidInputError(f"{name} must be an object", field=name)
-            for key, item in value.items():
-                if not isinstance(item, _SCALARS):
-                    raise InvalidInputError(
-                        f"{name}.{key} must be a string, number, boolean or null, "
-                        f"not {type(item).__name__}",
-                        field=f"{name}.{key}",
-                    )
-                if isinstance(item, float) and not math.isfinite(item):
-                    raise InvalidInputError(f"{name}.{key} must be finite", field=f"{name}.{key}")
-        for name in ("request_id", "arm"):
-            value = data.get(name)
-            if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 128):
-                raise InvalidInputError(f"{name} must be a string of 1-128 characters", field=name)
-        return cls(dict(entity), dict(context), data.get("request_id"), data.get("arm"))
 
 
 @dataclass(slots=True)
@@ -117,43 +74,6 @@ class Plan:
     #: the feature service, or None when the context supplies every model input
     features: str | None
     explaining: dict[tuple[str, str], Explaining | None] = field(default_factory=dict)
-
-
-def _check_key(plan: Plan, entity: Mapping[str, Any]) -> None:
-    names = [k for k, _ in plan.keys]
-    missing = [k for k in names if k not in entity]
-    if missing:
-        raise InvalidInputError(
-            f"entity.{missing[0]} is missing; deployment {plan.deployment.name!r} needs entity "
-            f"keys: {', '.join(names)}",
-            field=f"entity.{missing[0]}",
-        )
-    extra = sorted(set(entity) - set(names))
-    if extra:
-        raise InvalidInputError(
-            f"entity.{extra[0]} is not a key of the feature service {plan.features!r}; keys: "
-            f"{', '.join(names)}",
-            field=f"entity.{extra[0]}",
-        )
-    for key, integer in plan.keys:
-        value = entity[key]
-        ok = (type(value) is int) if integer else isinstance(value, str)
-        if not ok:
-            raise InvalidInputError(
-                f"entity.{key} must be {'an integer' if integer else 'a string'}, not "
-                f"{type(value).__name__} {value!r}",
-                field=f"entity.{key}",
-            )
-
-
-def _number(value: Any) -> float:
-    if value is None:
-        return math.nan
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
-        return float(value)
-    raise TypeError(type(value).__name__)
 
 
 def _confidence(runtime: ModelRuntime, score: float) -> float | None:
@@ -189,7 +109,7 @@ class DecisionService:
         if deployment.policy is None:
             raise InvalidInputError(
                 f"deployment {name!r} has no decision policy; give it one (PUT "
-                "/v1/deployments/{name} with a policy) or call it over the inference protocol",
+                f"/v1/deployments/{name} with a policy) or call it over the inference protocol",
                 field="deployment",
             )
         keys: tuple[tuple[str, bool], ...] = ()
@@ -247,7 +167,7 @@ class DecisionService:
     # ------------------------------------------------------------------ deciding
 
     def decide(self, name: str, request: DecisionRequest) -> Decision:
-        """Decide, log durably, return the logged decision."""
+        """Decide, log durably (personal fields are treated in the log), return the decision."""
         decision = self.make(name, request)
         self.log.append(decision)
         return decision
@@ -273,7 +193,7 @@ class DecisionService:
         plan = self.plan(name)
         policy, deployment = plan.policy, plan.deployment
         if plan.keys:
-            _check_key(plan, request.entity)
+            check_entity(plan.keys, request.entity, plan.deployment.name, plan.features)
         facts: dict[str, Any] = {"context": request.context, "entity": request.entity}
         base = Decision(
             id=decision_id or new_id(),
@@ -365,7 +285,7 @@ class DecisionService:
         assert deployment is not None
         plan = self.plan(deployment.name)
         policy, runtime = plan.policy, routed.runtime
-        context = {k: v for k, v in routed.request.parameters.items() if isinstance(v, _SCALARS)}
+        context = {k: v for k, v in routed.request.parameters.items() if isinstance(v, SCALARS)}
         explaining = self._explaining(plan, runtime)
         outputs = runtime.output_names
         position = outputs.index(policy.output) if policy.output in outputs else 0
@@ -476,7 +396,7 @@ class DecisionService:
                 missing.append(name)
                 continue
             try:
-                row[0, i] = _number(value)
+                row[0, i] = number(value)
             except TypeError:
                 where = f"context.{name}" if name not in values else f"features.{name}"
                 raise InvalidInputError(

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from mainspring.errors import ConflictError, InvalidInputError, MainspringError, NotFoundError
 from mainspring.records import Decision
-from mainspring.serving.decisions import DecisionRequest
+from mainspring.serving.request import DecisionRequest
 
 if TYPE_CHECKING:
     from mainspring.serving.oip.rest import OIPRestApp
