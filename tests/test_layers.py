@@ -17,6 +17,7 @@ LAYERS = {
     "storage": FOUNDATION,
     "events": FOUNDATION,
     "access": FOUNDATION,
+    "prometheus": FOUNDATION,
     "registry": DOMAIN,
     "features": DOMAIN,
     "explain": DOMAIN,

@@ -11,40 +11,21 @@
 
 from __future__ import annotations
 
-import importlib.util
-import threading
-from typing import Any, ClassVar
+from typing import Any
 
-from mainspring.errors import MissingDependencyError
+from mainspring.prometheus import MetricSet
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
-class AuditMetrics:
+class AuditMetrics(MetricSet):
     """The decision log's metrics; one instance per Prometheus registry."""
 
-    _default: ClassVar[AuditMetrics | None] = None
-    _default_lock: ClassVar[threading.Lock] = threading.Lock()
-
-    @classmethod
-    def default(cls) -> AuditMetrics | None:
-        """The process-wide metrics on the default registry, or ``None`` without the package."""
-        if importlib.util.find_spec("prometheus_client") is None:
-            return None
-        with cls._default_lock:
-            if cls._default is None:
-                cls._default = cls()
-            return cls._default
+    purpose = "Decision log metrics"
 
     def __init__(self, registry: Any = None) -> None:
-        try:
-            import prometheus_client as prom
-        except ImportError:
-            raise MissingDependencyError(
-                "prometheus-client", extra="metrics", purpose="Decision log metrics"
-            ) from None
-        registry = registry if registry is not None else prom.REGISTRY
-        self.registry = registry
+        super().__init__(registry)
+        prom, registry = self.prom, self.registry
         self.records = prom.Counter(
             "mainspring_decision_log_records",
             "Records committed to the decision log, per kind (decision, outcome, review).",

@@ -9,14 +9,12 @@ end of the last materialization; freshness is ``time()`` minus
 
 from __future__ import annotations
 
-import importlib.util
-import threading
 from bisect import bisect_left
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
-from mainspring.errors import MissingDependencyError
+from mainspring.prometheus import MetricSet
 
 #: Upper bounds (seconds) of the online read latency histogram.
 READ_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25)
@@ -59,31 +57,14 @@ class ReadLatency:
         yield family
 
 
-class FeatureMetrics:
+class FeatureMetrics(MetricSet):
     """The feature store's metrics; one instance per registry."""
 
-    _default: ClassVar[FeatureMetrics | None] = None
-    _default_lock: ClassVar[threading.Lock] = threading.Lock()
-
-    @classmethod
-    def default(cls) -> FeatureMetrics | None:
-        """The process-wide metrics on the default registry, or ``None`` without the package."""
-        if importlib.util.find_spec("prometheus_client") is None:
-            return None
-        with cls._default_lock:
-            if cls._default is None:
-                cls._default = cls()
-            return cls._default
+    purpose = "Feature store metrics"
 
     def __init__(self, registry: Any = None) -> None:
-        try:
-            import prometheus_client as prom
-        except ImportError:
-            raise MissingDependencyError(
-                "prometheus-client", extra="metrics", purpose="Feature store metrics"
-            ) from None
-        registry = registry if registry is not None else prom.REGISTRY
-        self.registry = registry
+        super().__init__(registry)
+        prom, registry = self.prom, self.registry
         self.reads = ReadLatency()
         registry.register(self.reads)
         self.rows_written = prom.Counter(
