@@ -17,8 +17,7 @@ changes: new versions are loaded and warmed before one atomic switch, so no requ
 
 >>> import tempfile, numpy as np
 >>> from mainspring.storage.memory import MemoryBlobStore, memory_metadata
->>> from mainspring.records import Decision
-from mainspring.registry import Registry
+>>> from mainspring.registry import Registry
 >>> registry = Registry(memory_metadata(), MemoryBlobStore())
 >>> plane = DataPlane(registry)
 >>> plane.start()
