@@ -110,6 +110,12 @@ def decision_parameters(made: list[Decision]) -> dict[str, Any]:
     }
 
 
+def with_decisions(response: InferenceResponse, made: list[Decision]) -> InferenceResponse:
+    """``response`` with the decisions' fields added to its parameters."""
+    parameters = {**response.parameters, **decision_parameters(made)}
+    return dataclasses.replace(response, parameters=parameters)
+
+
 def split_alias(name: str, version: str | None) -> tuple[str, str | None]:
     """``("credit@champion", None)`` -> ``("credit", "champion")``.
 
@@ -353,11 +359,9 @@ class DataPlane:
         if routed.deciding is None or self.decisions is None:
             return response
         made = self.decisions.from_inference(routed, scores)
-        for decision in made:
-            await self.decisions.log.append_async(decision)
-        return dataclasses.replace(
-            response, parameters={**response.parameters, **decision_parameters(made)}
-        )
+        # submitted together, the rows' decisions share one group commit of the log
+        await asyncio.gather(*(self.decisions.log.append_async(d) for d in made))
+        return with_decisions(response, made)
 
     def batcher(self, *, max_batch_rows: int = 64, max_wait_s: float = 0.0) -> MicroBatcher:
         """A micro-batcher whose merged calls are counted in this plane's metrics."""
@@ -387,9 +391,7 @@ class DataPlane:
         made = self.decisions.from_inference(routed, scores)
         for decision in made:
             self.decisions.log.append(decision)
-        return dataclasses.replace(
-            response, parameters={**response.parameters, **decision_parameters(made)}
-        )
+        return with_decisions(response, made)
 
     def _shadow(
         self,

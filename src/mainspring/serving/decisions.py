@@ -240,9 +240,7 @@ class DecisionService:
             return self._fallback(
                 plan, base, inputs, feature_views, started, f"model failed: {exc}"
             )
-        outputs = runtime.output_names
-        position = outputs.index(policy.output) if policy.output in outputs else 0
-        score = float(scores[0, position])
+        score = float(scores[0, policy.score_column(runtime.output_names)])
         raw = float(scores[0, 0])
         attributions, reasons, base_value = self._explain(
             self._explaining(plan, runtime), runtime, policy, row[0]
@@ -287,8 +285,7 @@ class DecisionService:
         policy, runtime = plan.policy, routed.runtime
         context = {k: v for k, v in routed.request.parameters.items() if isinstance(v, SCALARS)}
         explaining = self._explaining(plan, runtime)
-        outputs = runtime.output_names
-        position = outputs.index(policy.output) if policy.output in outputs else 0
+        position = policy.score_column(runtime.output_names)
         at = utcnow()
         latency = (time.perf_counter() - routed.started) * 1000
         made = []

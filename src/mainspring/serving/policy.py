@@ -143,6 +143,11 @@ class Policy:
         body = json.dumps(self.raw, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(body.encode()).hexdigest()[:12]
 
+    def score_column(self, outputs: Sequence[str]) -> int:
+        """Which of a model's outputs is the score: ``output`` when the model has it, else the
+        first."""
+        return outputs.index(self.output) if self.output in outputs else 0
+
     def band(self, score: float) -> str:
         for band in self.thresholds:
             if band.below is None or score < band.below:

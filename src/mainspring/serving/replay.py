@@ -181,8 +181,7 @@ class Replayer:
         scores = np.asarray(loaded.predict(self.row(decision, loaded)), dtype=np.float64)
         scores = scores.reshape(1, -1)
         outputs = [f.name for f in loaded.signature.outputs or ()]
-        position = outputs.index(policy.output) if policy.output in outputs else 0
-        return float(scores[0, position])
+        return float(scores[0, policy.score_column(outputs)])
 
     def against(self, decisions: Iterable[Decision], candidate: str) -> Comparison:
         """Re-score ``decisions`` with ``candidate`` (``name/version`` or ``name@alias``)."""
@@ -204,8 +203,8 @@ class Replayer:
                 comparison.skipped[reason] = comparison.skipped.get(reason, 0) + 1
                 continue
             comparison.rescored += 1
-            rule = policy.first_rule("before", self._facts(decision))
-            verdict, _, _ = policy.conclude(score, self._facts(decision), rule)
+            facts = self._facts(decision)
+            verdict, _, _ = policy.conclude(score, facts, policy.first_rule("before", facts))
             if verdict != decision.decision:
                 comparison.changes.append(
                     Change(decision.id, decision.decision, verdict, decision.score, score)

@@ -109,3 +109,17 @@ def test_the_inference_protocol_on_a_deciding_deployment_carries_the_decision(
     plain = client.post("/v2/models/credit/infer", json=body)  # the model itself: no decision
     assert "decision_id" not in plain.json().get("parameters", {})
     assert len(service.log.decisions) == 1
+
+
+def test_several_rows_make_several_logged_decisions(
+    client: TestClient, service: DecisionService
+) -> None:
+    rows = [0.2, -1.0, 0.5, 1.5, 0.3, -0.2]
+    body = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [2, 3], "data": rows}]}
+    response = client.post("/v2/models/credit-decisions/infer", json=body)
+    assert response.status_code == 200, response.text
+    first, second = service.log.decisions
+    parameters = response.json()["parameters"]
+    assert parameters["decision_id"] == f"{first.id},{second.id}"
+    assert parameters["decision"] == f"{first.decision},{second.decision}"
+    assert [f.value for f in second.features] == [1.5, 0.3, -0.2]
