@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -22,6 +23,21 @@ from mainspring.storage.base import OnlineHit, OnlineRow
 from mainspring.storage.sql import SqlMetadataStore
 
 BUSY_TIMEOUT_S = 60.0
+
+
+def _wal(cur: sqlite3.Cursor) -> None:
+    """Switch to WAL mode. Another process opening the same new database at that moment can make
+    the switch fail at once with "database is locked" (SQLite does not wait in its busy handler
+    for it), so it is retried until the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _no_lock(conn: Connection, name: str) -> None:
@@ -52,7 +68,7 @@ def open_sqlite(url: str, *, migrate: bool = True) -> SqlMetadataStore:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         if not memory:
-            cur.execute("PRAGMA journal_mode=WAL")
+            _wal(cur)
             cur.execute("PRAGMA synchronous=FULL")  # acknowledged means durable
         cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         cur.execute("PRAGMA foreign_keys=ON")
