@@ -546,6 +546,18 @@ _KAFKA_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
 """
 
 
+def kafka_cluster_id() -> str:
+    """A random KRaft cluster id: 16 bytes in URL-safe base64, never starting with ``-``.
+
+    Kafka's own ``Uuid.randomUuid`` draws again when the text starts with a dash, because the
+    command line would read it as an option (one id in 64 did, and the format step failed).
+    """
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+
+
 def kafka_cache(version: str = KAFKA_VERSION) -> Path:
     """Where the broker's jars are kept: ``$XDG_CACHE_HOME/mainspring/kafka-<version>``."""
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
@@ -664,8 +676,7 @@ class KafkaServer:
                     self._java(
                         "kafka.tools.StorageTool",
                         "format",
-                        "-t",
-                        base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
+                        f"--cluster-id={kafka_cluster_id()}",
                         "-c",
                         str(config),
                     ),
