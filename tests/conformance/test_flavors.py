@@ -282,3 +282,17 @@ def test_single_row_predicts_one_value(built: Built) -> None:
     one = built.loaded.predict(X[0])
     expected = built.case.expected[:1]
     np.testing.assert_allclose(one, expected, rtol=built.case.rtol, atol=1e-7)
+
+
+def test_one_row_at_a_time_predicts_what_the_batch_predicts(built: Built) -> None:
+    # single rows may take a faster path (LightGBM's single-row C API), and decisions of tree
+    # models replay bit for bit; linear algebra (scikit-learn, ONNX) may round differently by
+    # batch size (ONNX in float32), so those are held to the tolerance of their case
+    batch = built.loaded.predict(X[:40])
+    exact = built.case.flavor in {"lightgbm", "xgboost"}
+    for i in range(40):
+        one = built.loaded.predict(X[i : i + 1])
+        if exact:
+            np.testing.assert_array_equal(one, batch[i : i + 1])
+        else:
+            np.testing.assert_allclose(one, batch[i : i + 1], rtol=built.case.rtol, atol=1e-7)
