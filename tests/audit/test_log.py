@@ -173,6 +173,47 @@ def test_appends_from_32_threads_all_commit_once_in_one_chain(store: SqlMetadata
         assert log.verify().ok
 
 
+def test_an_append_with_no_commit_under_way_commits_on_the_callers_thread(
+    store: SqlMetadataStore,
+) -> None:
+    with DecisionLog(store, durability="process") as log:
+        threads: list[int] = []
+        write = log._writer._write_batch
+
+        def spy(tx: Any, ops: list[Any]) -> list[Any]:
+            threads.append(threading.get_ident())
+            return write(tx, ops)
+
+        log._writer._write_batch = spy
+        for i in range(1, 6):
+            log.append(decision(i))
+        assert threads == [threading.get_ident()] * 5  # no hand-off to the writer thread
+
+
+def test_blocking_and_asyncio_appends_at_once_all_commit_once(store: SqlMetadataStore) -> None:
+    with DecisionLog(store, durability="process") as log:
+
+        def work(t: int) -> None:
+            for i in range(25):
+                log.append(decision(t * 1000 + i))
+
+        async def appends() -> None:
+            await asyncio.gather(*(log.append_async(decision(90_000 + i)) for i in range(100)))
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(1, 9)]
+        for t in threads:
+            t.start()
+        asyncio.run(appends())
+        for t in threads:
+            t.join()
+        assert log.count() == 300
+        assert sorted(d.id for d in log.iterate()) == sorted(
+            [f"d-{t * 1000 + i}" for t in range(1, 9) for i in range(25)]
+            + [f"d-{90_000 + i}" for i in range(100)]
+        )
+        assert log.verify().ok
+
+
 def test_one_bad_record_in_a_batch_does_not_fail_the_others(store: SqlMetadataStore) -> None:
     log = DecisionLog(store)
     submit = log._writer.submit

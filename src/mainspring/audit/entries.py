@@ -35,6 +35,11 @@ def stamp(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+#: the columns of ``decision_log`` in the order :meth:`Row.values` gives them
+COLUMNS = ("seq, id, kind, decision_id, deployment, at, model, version, review_required, body, "
+           "prev_hash, hash")  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     """One row of ``decision_log`` before (``seq``/hashes unset) or after it is written."""
@@ -51,6 +56,21 @@ class Row:
     seq: int = 0
     prev_hash: str = ""
     hash: str = ""
+
+    def values(self) -> tuple[Any, ...]:
+        """The row's values in the order of :data:`COLUMNS`."""
+        return (self.seq, self.id, self.kind.value, self.decision_id, self.deployment, self.at,
+                self.model, self.version, self.review_required, self.body, self.prev_hash,
+                self.hash)  # fmt: skip
+
+    @classmethod
+    def from_values(cls, values: tuple[Any, ...]) -> Row:
+        """A row read as the values of :data:`COLUMNS`, in that order."""
+        seq, id_, kind, decision_id, deployment, at, model, version, review, body, prev, hash_ = (
+            values
+        )
+        return cls(id_, Kind(kind), decision_id, deployment, at, model, version, bool(review),
+                   body, seq, prev, hash_)  # fmt: skip
 
     def columns(self) -> dict[str, Any]:
         return {

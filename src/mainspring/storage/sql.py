@@ -6,10 +6,13 @@ write lock; this module holds what the dialects share.
 
 from __future__ import annotations
 
+import functools
+import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -41,6 +44,51 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(cfg).get_current_head()
     assert head is not None
     return head
+
+
+class DriverTx:
+    """Statements in a transaction of :meth:`SqlMetadataStore.driver_write`.
+
+    SQL is written with ``?`` placeholders and translated once per statement for drivers that
+    use ``%s`` (psycopg); rows come back as tuples in the order of the selected columns.
+    """
+
+    def __init__(self, cursor: Any, placeholder: str) -> None:
+        self._cursor = cursor
+        self._placeholder = placeholder
+
+    def _sql(self, sql: str) -> str:
+        return sql if self._placeholder == "?" else _translated(sql)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cursor.execute(self._sql(sql), params)
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._cursor.executemany(self._sql(sql), rows)
+
+    def first(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        self._cursor.execute(self._sql(sql), params)
+        row: tuple[Any, ...] | None = self._cursor.fetchone()
+        return row
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._cursor.execute(self._sql(sql), params)
+        return list(self._cursor.fetchall())
+
+
+@functools.lru_cache(maxsize=256)
+def _translated(sql: str) -> str:
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def placeholders(n: int) -> str:
+    """``?, ?, ?`` for an ``IN (...)`` list of ``n`` values.
+
+    >>> placeholders(3)
+    '?, ?, ?'
+    """
+    return ", ".join("?" * n)
 
 
 class SqlMetadataStore:
@@ -97,6 +145,39 @@ class SqlMetadataStore:
             with conn.begin():
                 self._lock(conn, lock)
                 yield conn
+
+    @contextmanager
+    def driver_write(self, conn: Connection, lock: str = "main") -> Iterator[DriverTx]:
+        """A write transaction on ``conn`` run through the database driver, for hot paths.
+
+        Building and compiling an SQLAlchemy statement costs more than SQLite takes to run it, so a
+        writer that commits once per request (the decision log) talks to the driver directly:
+        statements are written once with ``?`` placeholders (:class:`DriverTx`). SQLite opens the
+        transaction with ``BEGIN IMMEDIATE`` on the pooled connection's own ``sqlite3``
+        connection; other dialects keep :meth:`write_on`'s transaction and lock.
+        """
+        if self.dialect != "sqlite":
+            with self.write_on(conn, lock) as tx:
+                raw: Any = tx.connection.dbapi_connection
+                cursor = raw.cursor()
+                try:
+                    yield DriverTx(cursor, "%s")
+                finally:
+                    cursor.close()
+            return
+        with self._guard():
+            raw = conn.connection.dbapi_connection
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                try:
+                    yield DriverTx(raw.cursor(), "?")
+                    raw.execute("COMMIT")
+                except BaseException:
+                    if raw.in_transaction:  # SQLite rolls back by itself on some errors
+                        raw.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                raise StorageError(f"metadata store {self.url} failed: {exc}") from exc
 
     def migrate(self) -> None:
         """Bring the schema up to the newest migration (idempotent, safe from many processes)."""

@@ -1,0 +1,233 @@
+"""The writer's side of the decision log: one group commit's records, linked into the chain.
+
+Runs inside the writer's transaction (:mod:`mainspring.audit.writer`) through the database
+driver (:class:`~mainspring.storage.sql.DriverTx`): the statements below are plain SQL written
+once, because compiling SQLAlchemy statements cost more than SQLite took to run them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from mainspring.audit.checks import json_text, segment
+from mainspring.audit.entries import COLUMNS, Kind, LoggedDecision, Row, row_hash, stamp
+from mainspring.audit.writer import Op
+from mainspring.errors import ConflictError, InvalidInputError, MainspringError, NotFoundError
+from mainspring.records import Decision, Outcome, Review, ReviewAction
+from mainspring.storage.chain import GENESIS
+from mainspring.storage.sql import DriverTx, placeholders
+
+IN_CHUNK = 500
+
+_HEAD = "SELECT seq, hash FROM decision_log ORDER BY seq DESC LIMIT 1"
+# the f-strings below put in column names and placeholders only; every value is bound
+_RECORD = f"SELECT {COLUMNS} FROM decision_log WHERE id = ?"  # noqa: S608
+_INSERT = f"INSERT INTO decision_log ({COLUMNS}) VALUES ({placeholders(12)})"  # noqa: S608
+_PENDING_ADD = (
+    "INSERT INTO decision_reviews_pending (decision_id, deployment, seq) VALUES (?, ?, ?)"
+)
+_REVIEWED = "SELECT id FROM decision_log WHERE decision_id = ? AND kind = 'review'"
+
+#: one segment note per committed review: (deployment, model, version, action, segments)
+Note = tuple[str, str | None, int | None, str, dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewRequest:
+    """A review as asked for, before the writer checks it against the logged decision."""
+
+    decision_id: str
+    reviewer: str
+    action: ReviewAction
+    decision: str | None
+    reason_code: str
+    comment: str
+    at: datetime
+    id: str
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What one group commit is writing: the head it extends and the rows not yet inserted."""
+
+    seq: int
+    prev: str
+    rows: list[Row] = field(default_factory=list)
+    pending_add: list[tuple[str, str, int]] = field(default_factory=list)
+    pending_remove: list[str] = field(default_factory=list)
+    by_id: dict[str, Row] = field(default_factory=dict)
+
+    def add(self, row: Row) -> Row:
+        self.seq += 1
+        linked = replace(row, seq=self.seq, prev_hash=self.prev)
+        linked = replace(linked, hash=row_hash(linked))
+        self.prev = linked.hash
+        self.rows.append(linked)
+        self.by_id[linked.id] = linked
+        return linked
+
+    def flush(self, tx: DriverTx) -> None:
+        tx.many(_INSERT, [r.values() for r in self.rows])
+        tx.many(_PENDING_ADD, self.pending_add)
+        for start in range(0, len(self.pending_remove), IN_CHUNK):
+            chunk = self.pending_remove[start : start + IN_CHUNK]
+            tx.execute(
+                "DELETE FROM decision_reviews_pending "  # noqa: S608
+                f"WHERE decision_id IN ({placeholders(len(chunk))})",
+                chunk,
+            )
+        self.rows, self.pending_add, self.pending_remove = [], [], []
+
+
+class BatchWriter:
+    """Writes one batch of decisions, outcomes and reviews; keeps notes of the reviews for the
+    metrics, read by the log after the commit (:meth:`take_notes`)."""
+
+    def __init__(self, segments: tuple[str, ...]) -> None:
+        self.segments = segments
+        self._notes: list[Note] = []
+
+    def take_notes(self) -> list[Note]:
+        notes, self._notes = self._notes, []
+        return notes
+
+    def __call__(self, tx: DriverTx, ops: list[Op]) -> list[Any]:
+        self._notes = []
+        head = tx.first(_HEAD)
+        batch = _Batch(int(head[0]), str(head[1])) if head else _Batch(0, GENESIS)
+        ids = [op.payload[1].id for op in ops if op.kind == "decision"]
+        existing: dict[str, Row] = {}
+        for start in range(0, len(ids), IN_CHUNK):
+            chunk = ids[start : start + IN_CHUNK]
+            for values in tx.all(
+                f"SELECT {COLUMNS} FROM decision_log "  # noqa: S608
+                f"WHERE id IN ({placeholders(len(chunk))})",
+                chunk,
+            ):
+                row = Row.from_values(values)
+                existing[row.id] = row
+        results: list[Any] = []
+        for op in ops:
+            try:
+                if op.kind == "decision":
+                    results.append(self._add_decision(batch, existing, *op.payload))
+                    continue
+                batch.flush(tx)  # what follows reads the rows of this batch back
+                if op.kind == "outcome":
+                    results.append(self._add_outcome(tx, batch, op.payload))
+                else:
+                    results.append(self._add_review(tx, batch, op.payload))
+            except MainspringError as exc:
+                results.append(exc)
+        batch.flush(tx)
+        return results
+
+    @staticmethod
+    def _add_decision(
+        batch: _Batch, existing: dict[str, Row], stored: Decision, row: Row
+    ) -> LoggedDecision:
+        known = batch.by_id.get(row.id) or existing.get(row.id)
+        if known is not None:
+            if known.kind is Kind.DECISION and known.body == row.body:
+                return LoggedDecision(stored, known.seq, known.hash, known.prev_hash)
+            raise ConflictError(
+                f"id {row.id!r} is already logged with other content: decision ids must be unique"
+            )
+        linked = batch.add(row)
+        if row.review_required:
+            batch.pending_add.append((row.id, row.deployment, linked.seq))
+        return LoggedDecision(stored, linked.seq, linked.hash, linked.prev_hash)
+
+    @staticmethod
+    def _record(tx: DriverTx, record_id: str) -> Row | None:
+        found = tx.first(_RECORD, (record_id,))
+        return Row.from_values(found) if found is not None else None
+
+    def _decision_row(self, tx: DriverTx, decision_id: str) -> Row:
+        row = self._record(tx, decision_id)
+        if row is None or row.kind is not Kind.DECISION:
+            raise NotFoundError("decision", decision_id)
+        return row
+
+    def _add_outcome(self, tx: DriverTx, batch: _Batch, outcome: Outcome) -> Outcome:
+        logged = self._decision_row(tx, outcome.decision_id)
+        seen = self._record(tx, outcome.id)
+        if seen is not None:
+            if seen.kind is Kind.OUTCOME and seen.decision_id == outcome.decision_id:
+                return Outcome.from_dict(seen.data())
+            raise ConflictError(f"id {outcome.id!r} is already used by another record")
+        batch.add(
+            Row(
+                id=outcome.id,
+                kind=Kind.OUTCOME,
+                decision_id=outcome.decision_id,
+                deployment=logged.deployment,
+                at=stamp(outcome.at),
+                model=logged.model,
+                version=logged.version,
+                review_required=False,
+                body=json_text(outcome.to_dict(), "value"),
+            )
+        )
+        return outcome
+
+    def _add_review(self, tx: DriverTx, batch: _Batch, request: ReviewRequest) -> Review:
+        logged = self._decision_row(tx, request.decision_id)
+        earlier = tx.first(_REVIEWED, (request.decision_id,))
+        if earlier is not None:
+            raise ConflictError(
+                f"decision {request.decision_id!r} was already reviewed (review {earlier[0]}); "
+                "a decision is reviewed once"
+            )
+        data = logged.data()
+        review = Review(
+            decision_id=request.decision_id,
+            reviewer=request.reviewer,
+            action=request.action,
+            decision=_final(str(data["decision"]), request),
+            reason_code=request.reason_code,
+            comment=request.comment,
+            at=request.at,
+            id=request.id,
+        )
+        batch.add(
+            Row(
+                id=review.id,
+                kind=Kind.REVIEW,
+                decision_id=review.decision_id,
+                deployment=logged.deployment,
+                at=stamp(review.at),
+                model=logged.model,
+                version=logged.version,
+                review_required=False,
+                body=json_text(review.to_dict(), "review"),
+            )
+        )
+        batch.pending_remove.append(review.decision_id)
+        segments = {s: str(v) for s in self.segments if (v := segment(data, s)) is not None}
+        self._notes.append(
+            (logged.deployment, logged.model, logged.version, review.action.value, segments)
+        )
+        return review
+
+
+def _final(original: str, request: ReviewRequest) -> str:
+    """The decision after ``request``: the original when accepted, the new one when overridden."""
+    if request.action is ReviewAction.ACCEPT:
+        if request.decision is not None and request.decision != original:
+            raise InvalidInputError(
+                f"accept keeps the decision {original!r}; to change it to "
+                f"{request.decision!r}, override",
+                field="decision",
+            )
+        return original
+    if request.decision is None:
+        raise InvalidInputError("an override needs the new decision", field="decision")
+    if request.decision == original:
+        raise InvalidInputError(
+            f"the decision already is {original!r}: accept it instead of overriding",
+            field="decision",
+        )
+    return request.decision
