@@ -233,6 +233,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--quick", action="store_true", help="1,000 decisions, 5 s over HTTP")
+    parser.add_argument(
+        "--durability", nargs="+", choices=["fsync", "process"], default=["fsync", "process"],
+        help="the decision log's durability settings to measure (default: both)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.quick:
         args.decisions, args.seconds = 1000, 5
@@ -243,20 +247,26 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="mainspring-decisions-"))
     try:
         build(tmp)
-        steps = in_process(tmp, args.decisions)
-        print(f"\nin process, one decision at a time ({args.decisions} decisions), ms:")
-        print(f"{'step':<14}{'p50':>8}{'p99':>8}")
-        for step, r in steps.items():
-            print(f"{step:<14}{r['p50_ms']:>8.3f}{r['p99_ms']:>8.3f}")
-        d = steps["decide"]
-        print(f"targets: p50 <= 0.5 ms ({d['p50_ms'] / 0.5:.2f} of it), p99 <= 2 ms "
-              f"({d['p99_ms'] / 2:.2f} of it)")  # fmt: skip
-        http = over_http(tmp, args.seconds, args.workers)
-        print(f"\nover HTTP, {args.workers} workers, concurrency 32, {args.seconds} s:")
-        print(f"{http['rps']:.0f} decisions/s, p50 {http.get('p50_ms', 0):.2f} ms, "
-              f"p99 {http.get('p99_ms', 0):.2f} ms, non-2xx {http['non_2xx']:.0f}")  # fmt: skip
-        print(f"targets: >= 2,000/s ({http['rps'] / 2000:.2f}x), p99 <= 25 ms "
-              f"({http.get('p99_ms', 0) / 25:.2f} of it)")  # fmt: skip
+        for durability in args.durability:
+            # the decision log's setting (audit.durability): fsync survives a power cut, process
+            # survives the process being killed (SIGKILL); see docs/decisions.md
+            os.environ["MAINSPRING_AUDIT__DURABILITY"] = durability
+            steps = in_process(tmp, args.decisions)
+            print(f"\n[{durability}] in process, one decision at a time ({args.decisions} "
+                  "decisions), ms:")  # fmt: skip
+            print(f"{'step':<14}{'p50':>8}{'p99':>8}")
+            for step, r in steps.items():
+                print(f"{step:<14}{r['p50_ms']:>8.3f}{r['p99_ms']:>8.3f}")
+            d = steps["decide"]
+            print(f"targets: p50 <= 0.5 ms ({d['p50_ms'] / 0.5:.2f} of it), p99 <= 2 ms "
+                  f"({d['p99_ms'] / 2:.2f} of it)")  # fmt: skip
+            http = over_http(tmp, args.seconds, args.workers)
+            print(f"\n[{durability}] over HTTP, {args.workers} workers, concurrency 32, "
+                  f"{args.seconds} s:")  # fmt: skip
+            print(f"{http['rps']:.0f} decisions/s, p50 {http.get('p50_ms', 0):.2f} ms, "
+                  f"p99 {http.get('p99_ms', 0):.2f} ms, non-2xx {http['non_2xx']:.0f}")  # fmt: skip
+            print(f"targets: >= 2,000/s ({http['rps'] / 2000:.2f}x), p99 <= 25 ms "
+                  f"({http.get('p99_ms', 0) / 25:.2f} of it)")  # fmt: skip
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
