@@ -1,9 +1,10 @@
 """The BentoML peer: the benchmark's LightGBM booster behind an OIP-shaped JSON endpoint.
 
 Runs inside ``benchmarks/.venvs/bentoml`` (``peers.py`` starts it with ``bentoml serve
-bento_service:Bench``); ``MODEL_FILE`` names the model, ``BENCH_WORKERS`` the worker count.
-The request body is the same OIP body the other servers get (``{"inputs": [...]}``, which
-BentoML maps to the ``inputs`` argument), and the answer has the OIP response's shape.
+bento_service:Bench``); ``MODEL_FILE`` names the model, ``BENCH_WORKERS`` the worker count (when
+unset, the service sets none and BentoML's default applies). The request body is the same OIP body
+the other servers get (``{"inputs": [...]}``, which BentoML maps to the ``inputs`` argument), and
+the answer has the OIP response's shape.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ import bentoml
 import lightgbm as lgb
 import numpy as np
 
+# BENCH_WORKERS unset: no workers setting at all, so `bentoml serve` runs BentoML's default
+_WORKERS = os.environ.get("BENCH_WORKERS")
 
-@bentoml.service(workers=int(os.environ.get("BENCH_WORKERS", "1")))
+
+@bentoml.service(**({"workers": int(_WORKERS)} if _WORKERS else {}))
 class Bench:
     def __init__(self) -> None:
         self.booster = lgb.Booster(model_file=os.environ["MODEL_FILE"])

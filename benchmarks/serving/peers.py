@@ -6,16 +6,21 @@ serves the same LightGBM model file (``model.txt``) on 127.0.0.1, pinned to the 
 version as the Mainspring environment so that the answers can be compared exactly.
 
 - ``mlserver``: MLServer 1.7.1 with ``mlserver-lightgbm``, default settings (``parallel_workers``
-  left at its default, adaptive batching off, the default), OIP body.
+  left at its default, 1; adaptive batching off, the default), OIP body.
 - ``mlserver-tuned``: the same with ``parallel_workers`` = the worker count of the run (one
   inference process per core) and adaptive batching off (its batching adds a wait per request;
   the issue's tuned figure was taken this way).
-- ``bentoml``: BentoML 1.4, a service (``bento_service.py``) wrapping the same booster with an
-  OIP-shaped JSON endpoint (same body and same response shape as the others), ``workers`` = the
-  worker count of the run.
-- ``mlflow``: ``mlflow models serve`` of the model saved with ``mlflow.lightgbm.save_model``
-  (pyfunc), ``--env-manager local``, ``--workers`` = the worker count of the run; its natural
-  body (``dataframe_split`` with the 20 named columns) on ``/invocations``.
+- ``bentoml-default``: BentoML 1.4, a service (``bento_service.py``) wrapping the same booster
+  with an OIP-shaped JSON endpoint (same body and same response shape as the others), with no
+  ``workers`` setting: BentoML's default, one API-server process.
+- ``bentoml``: the same with ``workers`` = the worker count of the run.
+- ``mlflow-default``: ``mlflow models serve`` of the model saved with
+  ``mlflow.lightgbm.save_model`` (pyfunc), ``--env-manager local``, no ``--workers``: mlflow's
+  default, one uvicorn worker; its natural body (``dataframe_split`` with the 20 named columns)
+  on ``/invocations``.
+- ``mlflow``: the same with ``--workers`` = the worker count of the run.
+
+The README's "Peer configurations" says where in each peer's source its default comes from.
 """
 
 from __future__ import annotations
@@ -143,21 +148,29 @@ def mlserver(
                   {}, about)  # fmt: skip
 
 
-def bentoml(work: Path, model: Path, row: list[float], workers: int, lgb: str) -> Server:
+def bentoml(
+    work: Path, model: Path, row: list[float], workers: int, lgb: str, *, tuned: bool
+) -> Server:
     venv = ensure_venv("bentoml", lgb)
-    about = f"BentoML {package_version(venv, 'bentoml')}, workers={workers}, OIP-shaped JSON API"
+    name = "bentoml" if tuned else "bentoml-default"
+    setting = f"workers={workers}" if tuned else "default settings (no workers setting)"
+    about = f"BentoML {package_version(venv, 'bentoml')}, {setting}, OIP-shaped JSON API"
 
     def command(port: int) -> list[str]:
         return [str(venv / "bin" / "bentoml"), "serve", "bento_service:Bench",
                 "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
 
-    env = {"MODEL_FILE": str(model), "BENCH_WORKERS": str(workers),
-           "BENTOML_DO_NOT_TRACK": "true", "BENTOML_HOME": str(work / "bentoml-home")}  # fmt: skip
-    return Server("bentoml", command, "/v2/models/bench/infer", oip_body(row), oip_score, HERE,
+    env = {"MODEL_FILE": str(model), "BENTOML_DO_NOT_TRACK": "true",
+           "BENTOML_HOME": str(work / "bentoml-home")}  # fmt: skip
+    if tuned:  # without it, bento_service.py leaves workers at BentoML's default
+        env["BENCH_WORKERS"] = str(workers)
+    return Server(name, command, "/v2/models/bench/infer", oip_body(row), oip_score, HERE,
                   env, about)  # fmt: skip
 
 
-def mlflow(work: Path, model: Path, row: list[float], workers: int, lgb: str) -> Server:
+def mlflow(
+    work: Path, model: Path, row: list[float], workers: int, lgb: str, *, tuned: bool
+) -> Server:
     venv = ensure_venv("mlflow", lgb)
     saved = work / "mlflow-model"
     if not saved.exists():
@@ -165,30 +178,32 @@ def mlflow(work: Path, model: Path, row: list[float], workers: int, lgb: str) ->
             [str(venv / "bin" / "python"), str(HERE / "mlflow_export.py"), str(model), str(saved)],
             check=True,
         )
+    name = "mlflow" if tuned else "mlflow-default"
+    setting = f"--workers {workers}" if tuned else "no --workers (its default)"
     about = (
-        f"mlflow {package_version(venv, 'mlflow')} models serve, --workers {workers}, "
+        f"mlflow {package_version(venv, 'mlflow')} models serve, {setting}, "
         "pyfunc, dataframe_split body"
     )
 
     def command(port: int) -> list[str]:
-        return [str(venv / "bin" / "mlflow"), "models", "serve", "-m", str(saved),
-                "--host", "127.0.0.1", "--port", str(port), "--env-manager", "local",
-                "--workers", str(workers)]  # fmt: skip
+        line = [str(venv / "bin" / "mlflow"), "models", "serve", "-m", str(saved),
+                "--host", "127.0.0.1", "--port", str(port), "--env-manager", "local"]  # fmt: skip
+        return [*line, "--workers", str(workers)] if tuned else line
 
     body = {"dataframe_split": {"columns": FEATURES, "data": [row]}}
     env = {"MLFLOW_TRACKING_URI": (work / "mlruns").as_uri(), "PATH": f"{venv / 'bin'}:"
            + os.environ.get("PATH", "")}  # fmt: skip
-    return Server("mlflow", command, "/invocations", body, mlflow_score, work, env, about)
+    return Server(name, command, "/invocations", body, mlflow_score, work, env, about)
 
 
-PEERS = ("mlserver", "mlserver-tuned", "bentoml", "mlflow")
+PEERS = ("mlserver", "mlserver-tuned", "bentoml-default", "bentoml", "mlflow-default", "mlflow")
 
 
 def make(peer: str, work: Path, model: Path, row: list[float], workers: int, lgb: str) -> Server:
     if peer in ("mlserver", "mlserver-tuned"):
         return mlserver(work, model, row, workers, lgb, tuned=peer == "mlserver-tuned")
-    if peer == "bentoml":
-        return bentoml(work, model, row, workers, lgb)
-    if peer == "mlflow":
-        return mlflow(work, model, row, workers, lgb)
+    if peer in ("bentoml", "bentoml-default"):
+        return bentoml(work, model, row, workers, lgb, tuned=peer == "bentoml")
+    if peer in ("mlflow", "mlflow-default"):
+        return mlflow(work, model, row, workers, lgb, tuned=peer == "mlflow")
     raise ValueError(f"unknown peer {peer!r}; choose from {', '.join(PEERS)}")

@@ -1,13 +1,14 @@
 """Single-row OIP requests at concurrency 1 and 32: ``mainspring serve``, the floor and the peers.
 
-Every server runs on 127.0.0.1 in the same run, with the same number of worker processes, the
-same LightGBM model (200 trees, 31 leaves, 20 features) and the same single-row request (one
-[1, 20] FP64 tensor in an OIP body; ``mlflow models serve`` gets its own ``dataframe_split``
-body of the same row). The floor is a bare Starlette app that decodes the same JSON and calls
-the same predict (``floor.py``). The peers (MLServer default and tuned, BentoML, ``mlflow models
-serve``) run from their own virtualenvs under ``benchmarks/.venvs`` (``peers.py`` says how each
-is configured); each server is warmed, and its answer is checked against LightGBM's own
-prediction before it is measured.
+Every server runs on 127.0.0.1 in the same run, with the same number of worker processes (but
+the peers' default configurations, which keep their own), the same LightGBM model (200 trees,
+31 leaves, 20 features) and the same single-row request (one [1, 20] FP64 tensor in an OIP
+body; ``mlflow models serve`` gets its own ``dataframe_split`` body of the same row). The floor
+is a bare Starlette app that decodes the same JSON and calls the same predict (``floor.py``).
+The peers (MLServer, BentoML and ``mlflow models serve``, each in its default configuration and
+tuned to the run's worker count) run from their own virtualenvs under ``benchmarks/.venvs``
+(``peers.py`` says how each is configured); each server is warmed, and its answer is checked
+against LightGBM's own prediction before it is measured.
 
 The load generator is wrk (Debian package ``wrk``), closed-loop, keep-alive, one connection per
 wrk thread. Two latency figures are quoted:
@@ -18,10 +19,11 @@ wrk thread. Two latency figures are quoted:
   synthetic samples for every response slower than the mean interval), so stalls weigh more.
 
 Each configuration runs ``--runs`` times for ``--seconds``; medians are printed, then the ratios
-Mainspring/peer against issue 6's targets at concurrency 32.
+Mainspring/peer, and issue 6's targets at concurrency 32 judged against MLServer's best
+configuration and BentoML's and mlflow's defaults (see ``TARGETS``).
 
 Run: python benchmarks/serving/run.py [--seconds 20] [--runs 3] [--workers 2]
-     [--peers floor,mlserver,mlserver-tuned,bentoml,mlflow]
+     [--peers floor,mlserver,mlserver-tuned,bentoml-default,bentoml,mlflow-default,mlflow]
 """
 
 from __future__ import annotations
@@ -29,16 +31,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,9 @@ import lightgbm as lgb
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import peers
+from loadgen import free_port, wrk
 from peers import FEATURES, Server, oip_body, oip_score
 
 import mainspring as ms
@@ -54,27 +57,29 @@ import mainspring as ms
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 ALL = ("floor", *peers.PEERS)
-#: issue 6's targets at concurrency 32: Mainspring's req/s at least this many times the peer's
-TARGETS = {"mlserver": 3.0, "bentoml": 10.0, "mlflow": 40.0, "floor": 0.7}
 
 
-def free_port(span: int = 1) -> int:
-    """A free port (and the ``span - 1`` after it, for servers that open several)."""
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port + span < 65535 and all(_free(port + i) for i in range(1, span)):
-            return port
+#: Issue 6's targets at concurrency 32, per peer: Mainspring's req/s at least ``times`` the
+#: peer's, judged against the configuration ``judged`` names. The issue asks for 3x "MLServer's
+#: best configuration"; its BentoML (0.35-0.43k req/s) and mlflow (0.1k) figures are those
+#: servers' out-of-the-box configurations, so 10x and 40x are judged against the defaults. The
+#: ratio against the other configuration is printed beside it.
+@dataclass(frozen=True)
+class Target:
+    peer: str
+    times: float
+    #: "best" (the faster of the two at c=32) or "default"
+    judged: str
+    default: str
+    tuned: str
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+TARGETS = (
+    Target("MLServer", 3.0, "best", "mlserver", "mlserver-tuned"),
+    Target("BentoML", 10.0, "default", "bentoml-default", "bentoml"),
+    Target("mlflow models serve", 40.0, "default", "mlflow-default", "mlflow"),
+)
+FLOOR_TARGET = 0.7
 
 
 def train(path: Path) -> lgb.Booster:
@@ -106,36 +111,6 @@ def wait_ready(server: Server, url: str, proc: subprocess.Popen[bytes], timeout:
         except OSError:
             time.sleep(0.5)
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
-
-
-def wrk(url: str, connections: int, seconds: int, script: Path) -> dict[str, float]:
-    out = subprocess.run(
-        ["wrk", "-t", str(connections), "-c", str(connections), "-d", f"{seconds}s",
-         "--timeout", "10s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    sockets = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
-    )
-    result = {
-        "rps": rps,
-        "errors": (float(errors.group(1)) if errors else 0.0)
-        + (sum(float(g) for g in sockets.groups()) if sockets else 0.0),
-    }
-    for pct in ("50", "99"):
-        match = re.search(rf"\s{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)\b", out)
-        if match:
-            value, unit = float(match.group(1)), match.group(2)
-            result[f"wrk_p{pct}"] = value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-    measured = re.search(
-        r"MEASURED count=\d+ p50_ms=([\d.]+) p99_ms=([\d.]+) p999_ms=([\d.]+) max_ms=([\d.]+)", out
-    )
-    if measured:
-        for key, value in zip(("p50", "p99", "p999", "max"), measured.groups(), strict=True):
-            result[key] = float(value)
-    return result
 
 
 def mainspring_server(work: Path, model: Path, row: list[float], workers: int) -> Server:
@@ -181,10 +156,12 @@ def measure(
         if not np.isclose(got, expected, rtol=1e-9, atol=1e-12):
             raise RuntimeError(f"{server.name} answered {got}, LightGBM predicts {expected}")
         print(f"{server.name}: {server.about}; answer {got:.12f} agrees", flush=True)
-        wrk(url, 8, max(2, args.seconds // 4), script)  # warm-up, not counted
+        wrk(url, 8, max(2, args.seconds // 4), script, timeout_s=10)  # warm-up, not counted
         results = {}
         for connections in args.concurrency:
-            runs = [wrk(url, connections, args.seconds, script) for _ in range(args.runs)]
+            runs = [
+                wrk(url, connections, args.seconds, script, timeout_s=10) for _ in range(args.runs)
+            ]
             results[connections] = {
                 key: statistics.median(r.get(key, float("nan")) for r in runs) for key in runs[0]
             }
@@ -229,21 +206,52 @@ def report(results: dict[str, dict[int, dict[str, float]]], concurrency: list[in
             if name == "mainspring" or c not in by_conc or c not in ours:
                 continue
             ratio = ours[c]["rps"] / by_conc[c]["rps"]
-            target = TARGETS.get(name.removesuffix("-tuned"))
-            line = f"c={c:<3} mainspring / {name:<15} {ratio:7.2f}x req/s"
-            if c == 32 and target is not None:
-                line += f" (target >= {target:g}x: {'met' if ratio >= target else 'NOT met'})"
+            line = f"c={c:<3} mainspring / {name:<16} {ratio:7.2f}x req/s"
             if name != "floor":
                 lower = ours[c].get("p99", 0) < by_conc[c].get("p99", 0)
                 line += f"; p99 {ours[c].get('p99', 0):.1f} vs {by_conc[c].get('p99', 0):.1f} ms"
                 line += f" ({'lower' if lower else 'NOT lower'})"
             print(line)
-    best = [results[n][32] for n in ("mlserver", "mlserver-tuned") if 32 in results.get(n, {})]
-    if best and 32 in ours:
-        top = max(best, key=lambda r: r["rps"])
-        ratio = ours[32]["rps"] / top["rps"]
-        print(f"c=32 mainspring / MLServer's best {ratio:.2f}x (target >= 3x: "
-              f"{'met' if ratio >= 3 else 'NOT met'})")  # fmt: skip
+    if 32 in ours:
+        print()
+        print(targets(results))
+
+
+def targets(results: dict[str, dict[int, dict[str, float]]]) -> str:
+    """Issue 6's targets at concurrency 32: Mainspring's ratio against each peer's default and
+    best configuration, and whether the target holds against the one it is judged on."""
+    ours = results["mainspring"][32]
+    lines = ["issue 6's targets at c=32, judged against MLServer's best configuration (as the "
+             "issue says)", "and against BentoML's and mlflow's defaults (the issue's figures "
+             "for them are their defaults'):"]  # fmt: skip
+    if 32 in results.get("floor", {}):
+        ratio = ours["rps"] / results["floor"][32]["rps"]
+        met = "met" if ratio >= FLOOR_TARGET else "NOT met"
+        lines.append(f"  {'floor':<20} {ratio:.2f}x (target >= {FLOOR_TARGET:g}x: {met})")
+    pad = " " * 23
+    for target in TARGETS:
+        measured = {n: results[n][32] for n in (target.default, target.tuned)
+                    if 32 in results.get(n, {})}  # fmt: skip
+        if not measured:
+            continue
+        best = max(measured, key=lambda n: measured[n]["rps"])
+        ratios = {n: ours["rps"] / r["rps"] for n, r in measured.items()}
+        default = (
+            f"vs default ({target.default}) {ratios[target.default]:.2f}x"
+            if target.default in ratios
+            else f"default ({target.default}) not measured"
+        )
+        lines.append(f"  {target.peer:<20} {default}, vs best ({best}) {ratios[best]:.2f}x")
+        judged = best if target.judged == "best" else target.default
+        verdict = "not measured"
+        if judged in ratios:
+            verdict = "met" if ratios[judged] >= target.times else "NOT met"
+        lines.append(f"{pad}target >= {target.times:g}x, judged vs its {target.judged}: {verdict}")
+        higher = [n for n, r in measured.items() if ours.get("p99", 0) >= r.get("p99", 0)]
+        theirs = ", ".join(f"{n} {r.get('p99', 0):.1f}" for n, r in measured.items())
+        verdict = "lower than each" if not higher else f"NOT lower than {', '.join(higher)}"
+        lines.append(f"{pad}p99 {ours.get('p99', 0):.1f} ms vs {theirs} ms: {verdict}")
+    return "\n".join(lines)
 
 
 def main() -> None:

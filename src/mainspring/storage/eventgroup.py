@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from mainspring.errors import InvalidInputError
 from mainspring.records import Event, new_id
 from mainspring.storage.base import next_offsets
-from mainspring.storage.eventlog import SqliteEventLog, _now_ms
+from mainspring.storage.eventcodec import now_ms
+from mainspring.storage.eventlog import SqliteEventLog
 
 
 class SqliteConsumer:
@@ -38,16 +39,16 @@ class SqliteConsumer:
             return
         self._last_heartbeat = now
         log = self.log
-        now_ms = _now_ms()
+        beat_ms = now_ms()
         with log._lock, log._guard("join the consumer group"), log._write() as conn:
             conn.execute(
                 "INSERT INTO group_members VALUES (?, ?, ?, ?) ON CONFLICT (grp, member) "
                 "DO UPDATE SET heartbeat_ms = excluded.heartbeat_ms",
-                (self.group, self.member, json.dumps(self.topics), now_ms),
+                (self.group, self.member, json.dumps(self.topics), beat_ms),
             )
             conn.execute(
                 "DELETE FROM group_members WHERE grp = ? AND heartbeat_ms < ?",
-                (self.group, now_ms - int(log.session_timeout_s * 1000)),
+                (self.group, beat_ms - int(log.session_timeout_s * 1000)),
             )
             members = [
                 m

@@ -11,26 +11,24 @@ the partitions round-robin), so members in several processes share a topic's par
 a coordinator; a member that stops heartbeating (``kill -9``) loses its partitions after
 ``session_timeout_s``.
 
-``sqlite:///path/events.db?session_timeout_s=10`` opens one; ``sqlite://`` is in memory.
+``sqlite:///path/events.db?session_timeout_s=10`` opens one; ``sqlite://`` is in memory. The
+file's tables, transactions and retention are in :mod:`~mainspring.storage.eventfile`, how an event
+is encoded in :mod:`~mainspring.storage.eventcodec`, a group member in
+:mod:`~mainspring.storage.eventgroup`.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
-import json
 import logging
-import re
 import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
-
-import orjson
 
 from mainspring.errors import (
     ConfigError,
@@ -40,111 +38,23 @@ from mainspring.errors import (
     StorageError,
 )
 from mainspring.records import Event, check_name
-from mainspring.storage.base import partition_for
+from mainspring.storage import eventfile
+from mainspring.storage.eventcodec import (
+    encode,
+    from_micros,
+    keyed_partition,
+    loads,
+    micros,
+    now_ms,
+)
 
 if TYPE_CHECKING:
     from mainspring.storage.eventgroup import SqliteConsumer
 
 logger = logging.getLogger("mainspring.events")
 
-BUSY_TIMEOUT_S = 60.0
 #: How often retention runs at most, from ``produce``.
 RETENTION_EVERY_S = 5.0
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS topics (
-    name TEXT PRIMARY KEY,
-    partitions INTEGER NOT NULL,
-    retention_ms INTEGER,
-    retention_bytes INTEGER
-);
-CREATE TABLE IF NOT EXISTS partitions (
-    topic TEXT NOT NULL,
-    partition INTEGER NOT NULL,
-    next_offset INTEGER NOT NULL,
-    PRIMARY KEY (topic, partition)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (
-    topic TEXT NOT NULL,
-    partition INTEGER NOT NULL,
-    "offset" INTEGER NOT NULL,
-    id TEXT NOT NULL,
-    key TEXT,
-    event_time_us INTEGER NOT NULL,
-    appended_ms INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    headers TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    PRIMARY KEY (topic, partition, "offset")
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_by_time ON events (topic, partition, event_time_us);
-CREATE TABLE IF NOT EXISTS group_offsets (
-    grp TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    partition INTEGER NOT NULL,
-    next_offset INTEGER NOT NULL,
-    PRIMARY KEY (grp, topic, partition)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS group_members (
-    grp TEXT NOT NULL,
-    member TEXT NOT NULL,
-    topics TEXT NOT NULL,
-    heartbeat_ms INTEGER NOT NULL,
-    PRIMARY KEY (grp, member)
-) WITHOUT ROWID;
-"""
-
-
-def _micros(when: datetime) -> int:
-    if when.tzinfo is None:
-        raise InvalidInputError("times must be timezone-aware (UTC)", field="when")
-    delta = when - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _from_micros(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
-
-
-#: A run of digits that may be an integer beyond 64 bits (orjson would read it as a float).
-_LONG_NUMBER = re.compile(r"\d{19}")
-
-
-def _loads(text: str) -> Any:
-    """Parse stored JSON with orjson (several times faster on the read path); text with very
-    long numbers goes to the standard library, which keeps big integers exact.
-
-    >>> _loads('{"n": 1, "big": 123456789012345678901234}')
-    {'n': 1, 'big': 123456789012345678901234}
-    """
-    if _LONG_NUMBER.search(text):
-        return json.loads(text)
-    return orjson.loads(text)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-#: Built once: ``json.dumps`` with options builds a new encoder on every call.
-_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-#: A keyed event's partition; keys repeat (customers, cards), murmur2 in Python does not need to.
-_partition_for = functools.lru_cache(maxsize=1 << 16)(partition_for)
-
-
-def _encode(event: Event) -> tuple[str, str]:
-    check_name(event.topic, field="topic")
-    try:
-        payload = _dumps(event.payload)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"event payload is not JSON ({exc}); send numbers, strings, lists and maps",
-            field="payload",
-        ) from None
-    return (_dumps(dict(event.headers)) if event.headers else "{}"), payload
 
 
 class _Batch:
@@ -156,7 +66,7 @@ class _Batch:
         self.events = events
         # (headers, payload) as JSON, made before the shared transaction: one producer's bad
         # payload must not fail the others' batches
-        self.encoded = [_encode(e) for e in events]
+        self.encoded = [encode(e) for e in events]
         self.result: list[Event] = []
         self.error: MainspringError | None = None
         self.done = False
@@ -180,17 +90,7 @@ class SqliteEventLog:
         if not self.memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-            if not self.memory:
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute("PRAGMA synchronous=FULL")  # acknowledged means durable
-            self._conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-            with self._write() as conn:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+            self._conn = eventfile.connect(self.path)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the event log {self.path}: {exc}") from exc
         self._lock = threading.RLock()
@@ -203,22 +103,11 @@ class SqliteEventLog:
 
     # -- transactions ------------------------------------------------------------------------
 
-    class _Tx:
-        def __init__(self, conn: sqlite3.Connection, begin: str) -> None:
-            self.conn, self.begin = conn, begin
+    def _write(self) -> eventfile.Transaction:
+        return eventfile.Transaction(self._conn, "BEGIN IMMEDIATE")
 
-        def __enter__(self) -> sqlite3.Connection:
-            self.conn.execute(self.begin)
-            return self.conn
-
-        def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
-
-    def _write(self) -> SqliteEventLog._Tx:
-        return SqliteEventLog._Tx(self._conn, "BEGIN IMMEDIATE")
-
-    def _read(self) -> SqliteEventLog._Tx:
-        return SqliteEventLog._Tx(self._conn, "BEGIN")
+    def _read(self) -> eventfile.Transaction:
+        return eventfile.Transaction(self._conn, "BEGIN")
 
     # -- topics ------------------------------------------------------------------------------
 
@@ -317,13 +206,13 @@ class SqliteEventLog:
         next_offsets: dict[tuple[str, int], int] = {}
         rows = []
         out = []
-        now = _now_ms()
+        now = now_ms()
         for event, (headers, payload) in zip(batch.events, batch.encoded, strict=True):
             if event.topic not in counts:
                 counts[event.topic] = self._create(conn, event.topic, 1)
             n = counts[event.topic]
             if event.key is not None:
-                partition = _partition_for(event.key, n)
+                partition = keyed_partition(event.key, n)
             else:
                 partition = next(self._spread) % n
             tp = (event.topic, partition)
@@ -341,7 +230,7 @@ class SqliteEventLog:
                     offset,
                     event.id,
                     event.key,
-                    _micros(event.event_time),
+                    micros(event.event_time),
                     now,
                     size,
                     headers,
@@ -379,10 +268,10 @@ class SqliteEventLog:
         return [
             Event(
                 topic=topic,
-                payload=_loads(payload),
+                payload=loads(payload),
                 key=key,
-                event_time=_from_micros(us),
-                headers={} if headers == "{}" else _loads(headers),
+                event_time=from_micros(us),
+                headers={} if headers == "{}" else loads(headers),
                 id=id_,
                 partition=partition,
                 offset=off,
@@ -395,7 +284,7 @@ class SqliteEventLog:
             row = self._conn.execute(
                 'SELECT MIN("offset") FROM events '
                 "WHERE topic = ? AND partition = ? AND event_time_us >= ?",
-                (topic, partition, _micros(when)),
+                (topic, partition, micros(when)),
             ).fetchone()
         if row[0] is not None:
             return int(row[0])
@@ -442,62 +331,14 @@ class SqliteEventLog:
     def enforce_retention(self, now: datetime | None = None) -> int:
         """Drop events past their topic's retention (age, then size per partition); returns how
         many. Runs by itself from :meth:`produce` every few seconds."""
-        now_ms = _micros(now) // 1000 if now is not None else _now_ms()
-        removed = 0
+        at_ms = micros(now) // 1000 if now is not None else now_ms()
         with self._lock, self._guard("enforce retention"), self._write() as conn:
-            for topic, n, max_ms, max_bytes in conn.execute(
-                "SELECT name, partitions, retention_ms, retention_bytes FROM topics "
-                "WHERE retention_ms IS NOT NULL OR retention_bytes IS NOT NULL"
-            ).fetchall():
-                for partition in range(n):
-                    if max_ms is not None:
-                        removed += conn.execute(
-                            "DELETE FROM events WHERE topic = ? AND partition = ? "
-                            "AND appended_ms < ?",
-                            (topic, partition, now_ms - max_ms),
-                        ).rowcount
-                    if max_bytes is not None:
-                        removed += self._trim(conn, topic, partition, max_bytes)
-        return removed
-
-    @staticmethod
-    def _trim(conn: sqlite3.Connection, topic: str, partition: int, max_bytes: int) -> int:
-        total = 0
-        keep_from = None
-        for offset, size in conn.execute(
-            'SELECT "offset", size FROM events WHERE topic = ? AND partition = ? '
-            'ORDER BY "offset" DESC',
-            (topic, partition),
-        ).fetchall():
-            total += size
-            if total > max_bytes:
-                keep_from = offset + 1
-                break
-        if keep_from is None:
-            return 0
-        return conn.execute(
-            'DELETE FROM events WHERE topic = ? AND partition = ? AND "offset" < ?',
-            (topic, partition, keep_from),
-        ).rowcount
+            return eventfile.enforce_retention(conn, at_ms)
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    class _Guard:
-        def __init__(self, what: str, path: str) -> None:
-            self.what, self.path = what, path
-
-        def __enter__(self) -> None:
-            return None
-
-        def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-            if isinstance(exc, sqlite3.Error):
-                raise StorageError(
-                    f"cannot {self.what} in the event log {self.path}: {exc}; check that the "
-                    "file is writable and not on a network file system"
-                ) from exc
-
-    def _guard(self, what: str) -> SqliteEventLog._Guard:
-        return SqliteEventLog._Guard(what, self.path)
+    def _guard(self, what: str) -> eventfile.Guard:
+        return eventfile.Guard(what, self.path)
 
     def close(self) -> None:
         with self._lock:

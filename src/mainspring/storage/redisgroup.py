@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from mainspring.errors import InvalidInputError, NotFoundError
 from mainspring.records import Event, new_id
 from mainspring.storage.base import next_offsets
+from mainspring.storage.redisentries import event_of
 from mainspring.storage.redisscripts import HEARTBEAT
-from mainspring.storage.redisstreams import RedisStreamsEventLog, event_of
+from mainspring.storage.redisstreams import RedisStreamsEventLog
 
 
 class RedisStreamsConsumer:

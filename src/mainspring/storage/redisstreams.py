@@ -6,17 +6,13 @@ uses starts with ``prefix``, so several logs can share one Redis database.
 
 Layout, for topic ``T`` and partition ``P`` (names cannot contain ``:``, so keys are unambiguous):
 
-- ``<prefix>p:T:P`` is the partition: one stream. **Offset N is the entry with id ``N-1``**: the
-  millisecond part of the id is the offset, the sequence part is always 1 (Redis refuses ``0-0``).
-  Reading from offset N is ``XRANGE <key> N +``; retention is ``XTRIM <key> MINID N``. Offsets
-  are consecutive within a partition; trimming only ever removes a prefix.
+- ``<prefix>p:T:P`` is the partition: one stream. **Offset N is the entry with id ``N-1``**
+  (:mod:`~mainspring.storage.redisentries` describes an entry's fields). Reading from offset N is
+  ``XRANGE <key> N +``; retention is ``XTRIM <key> MINID N``. Offsets are consecutive within a
+  partition; trimming only ever removes a prefix.
 - ``<prefix>s:T:P`` holds the partition's state (next offset, running maximum event time,
   bytes appended, last append time), ``<prefix>topics`` the partition count of every topic and
   ``<prefix>retention`` their retention settings.
-- An entry's fields: ``i`` event id, ``k`` key (absent when none), ``t`` event time (µs since the
-  epoch), ``h`` headers and ``p`` payload (JSON), and for the log's own bookkeeping ``m`` the
-  largest event time in the partition so far, ``c`` the bytes appended before this entry and
-  ``a`` the append time (server clock, ms, never decreasing within a partition).
 
 A produce is one Lua script per batch (up to :data:`SCRIPT_EVENTS` events), so each batch is
 appended atomically, and it is **idempotent**: the script first looks up a token that is a digest
@@ -54,18 +50,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
 
-from mainspring.errors import (
-    ConfigError,
-    InvalidInputError,
-    MissingDependencyError,
-    NotFoundError,
-    StorageError,
-)
+from mainspring.errors import ConfigError, InvalidInputError, NotFoundError, StorageError
 from mainspring.records import Event, check_name
 from mainspring.storage.base import partition_for
-from mainspring.storage.eventlog import _encode, _from_micros, _micros
+from mainspring.storage.eventcodec import encode, micros
+from mainspring.storage.redisclient import RedisGuard, redis_module, streams_url_options
+from mainspring.storage.redisentries import entry_offset, event_of
 from mainspring.storage.redisscripts import OFFSET_AT, PRODUCE, RETAIN
 
 if TYPE_CHECKING:
@@ -78,41 +69,6 @@ SCRIPT_EVENTS = 2000
 #: How often retention runs at most, from ``produce``.
 RETENTION_EVERY_S = 5.0
 DEFAULT_PREFIX = "mainspring:events:"
-
-
-def _redis() -> Any:
-    try:
-        import redis
-    except ImportError:
-        raise MissingDependencyError(
-            "redis", extra="redis", purpose="Redis Streams event logs"
-        ) from None
-    return redis
-
-
-def entry_offset(entry_id: bytes | str) -> int:
-    """The offset of a stream entry id (``N-1`` is offset N).
-
-    >>> entry_offset(b"42-1")
-    42
-    """
-    raw = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    return int(raw.partition("-")[0])
-
-
-def event_of(topic: str, partition: int, entry_id: bytes, fields: dict[bytes, bytes]) -> Event:
-    """The event a stream entry holds."""
-    key = fields.get(b"k")
-    return Event(
-        topic=topic,
-        payload=json.loads(fields[b"p"]),
-        key=key.decode("utf-8") if key is not None else None,
-        event_time=_from_micros(int(fields[b"t"])),
-        headers=json.loads(fields[b"h"]),
-        id=fields[b"i"].decode(),
-        partition=partition,
-        offset=entry_offset(entry_id),
-    )
 
 
 class RedisStreamsEventLog:
@@ -128,7 +84,7 @@ class RedisStreamsEventLog:
         dedupe_window_s: float = 300.0,
         socket_timeout_s: float = 30.0,
     ) -> None:
-        redis = _redis()
+        redis = redis_module()
         if session_timeout_s <= 0 or dedupe_window_s <= 0 or delivery_timeout_s < 0:
             raise ConfigError(
                 "session_timeout_s and dedupe_window_s must be positive, delivery_timeout_s "
@@ -181,8 +137,8 @@ class RedisStreamsEventLog:
     def members_key(self, group: str) -> str:
         return f"{self.prefix}g:{group}:members"
 
-    def guard(self, what: str) -> _Guard:
-        return _Guard(self, what)
+    def guard(self, what: str) -> RedisGuard:
+        return RedisGuard(what, self.where, self.lost, self.errors)
 
     # -- topics ------------------------------------------------------------------------------
 
@@ -234,7 +190,7 @@ class RedisStreamsEventLog:
 
     def produce(self, events: Sequence[Event]) -> list[Event]:
         batch = list(events)
-        encoded = [_encode(e) for e in batch]  # refuses bad payloads before anything is written
+        encoded = [encode(e) for e in batch]  # refuses bad payloads before anything is written
         counts: dict[str, int] = {}
         for event in batch:
             if event.topic not in counts:
@@ -277,11 +233,11 @@ class RedisStreamsEventLog:
                 keys += [self.stream_key(event.topic, partition)]
                 keys += [self.state_key(event.topic, partition)]
             key = "" if event.key is None else "=" + event.key
-            micros = _micros(event.event_time)
+            event_us = micros(event.event_time)
             # as the embedded log counts (its JSON is ASCII): retention_bytes means the same
             size = len(payload) + len(headers) + len((event.key or "").encode())
-            args += [place, event.id, key, micros, size, headers, payload]
-            for part in (event.topic, event.id, key, str(micros), headers, payload):
+            args += [place, event.id, key, event_us, size, headers, payload]
+            for part in (event.topic, event.id, key, str(event_us), headers, payload):
                 digest.update(part.encode())
                 digest.update(b"\x1f")
             where.append((partition, place))
@@ -321,10 +277,10 @@ class RedisStreamsEventLog:
         return [event_of(topic, partition, i, fields) for i, fields in entries]
 
     def offset_at(self, topic: str, partition: int, when: datetime) -> int:
-        micros = _micros(when)
+        when_us = micros(when)
         keys = [self.stream_key(topic, partition), self.state_key(topic, partition)]
         with self.guard("find an offset"):
-            found = int(self._offset_at(keys=keys, args=[micros]))
+            found = int(self._offset_at(keys=keys, args=[when_us]))
         if found >= 0:
             return found
         # an event before the retained ones had a later time than the first retained one: the
@@ -336,7 +292,7 @@ class RedisStreamsEventLog:
             if not events:
                 break
             for event in events:
-                if _micros(event.event_time) >= micros:
+                if micros(event.event_time) >= when_us:
                     return event.offset or 0
             position = (events[-1].offset or 0) + 1
         return high
@@ -382,7 +338,7 @@ class RedisStreamsEventLog:
         """Drop events past their topic's retention (age, then size per partition); returns how
         many. Runs by itself from :meth:`produce` every few seconds. Age is measured from the
         append time on the Redis server's clock, to ``now`` (default: the server's clock)."""
-        now_arg = str(_micros(now) // 1000) if now is not None else ""
+        now_arg = str(micros(now) // 1000) if now is not None else ""
         removed = 0
         with self.guard("enforce retention"):
             settings = self.client.hgetall(f"{self.prefix}retention")
@@ -399,57 +355,9 @@ class RedisStreamsEventLog:
         self.client.close()
 
 
-class _Guard:
-    """Turns Redis errors into ``StorageError`` naming what failed."""
-
-    def __init__(self, log: RedisStreamsEventLog, what: str) -> None:
-        self.log, self.what = log, what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if isinstance(exc, self.log.lost):
-            raise StorageError(
-                f"cannot {self.what}: Redis at {self.log.where} is not reachable ({exc}); is it up?"
-            ) from exc
-        if isinstance(exc, self.log.errors):
-            raise StorageError(f"cannot {self.what}: Redis at {self.log.where}: {exc}") from exc
-
-
-_OPTIONS = {
-    "prefix": str,
-    "session_timeout_s": float,
-    "delivery_timeout_s": float,
-    "dedupe_window_s": float,
-    "socket_timeout_s": float,
-}
-
-
 def open_redis_streams_event_log(url: str) -> RedisStreamsEventLog:
     """Open ``redis+streams://host:port/db`` (``rediss+streams://`` for TLS) with the options
     ``prefix``, ``session_timeout_s``, ``delivery_timeout_s``, ``dedupe_window_s`` and
     ``socket_timeout_s`` in the query string."""
-    base, _, query = url.partition("?")
-    scheme, sep, rest = base.partition("://")
-    if scheme not in {"redis+streams", "rediss+streams"} or not sep or not rest.strip("/"):
-        raise ConfigError(
-            f"event log URI {url!r} names no Redis server: redis+streams://host:port/db",
-            key="events",
-        )
-    options = dict(parse_qsl(query))
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise ConfigError(
-            f"event log URI {url!r} has unknown options {unknown}; known: {', '.join(_OPTIONS)}",
-            key="events",
-        )
-    kwargs: dict[str, Any] = {}
-    for name, value in options.items():
-        try:
-            kwargs[name] = _OPTIONS[name](value)
-        except ValueError:
-            raise ConfigError(
-                f"{name} in {url!r} must be a number of seconds", key="events"
-            ) from None
-    return RedisStreamsEventLog(f"{scheme.removesuffix('+streams')}://{rest}", **kwargs)
+    redis_url, options = streams_url_options(url)
+    return RedisStreamsEventLog(redis_url, **options)
