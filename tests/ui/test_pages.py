@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tests.ui.conftest import DEPLOYMENT, csrf_of
 
 from mainspring.project import Project
@@ -148,6 +150,25 @@ def test_bad_filters_are_422_pages_naming_the_field(client: TestClient) -> None:
     assert client.get("/ui/charts", params={"deployment": "nope"}).status_code == 422
     assert client.get("/ui/reviews", params={"after": "-3"}).status_code == 422
     assert client.get("/ui/no-such-page").status_code == 404
+
+
+FILTER_KEYS = st.sampled_from(
+    ["deployment", "decision", "review_required", "since", "until", "model", "version", "before",
+     "limit", "page"]
+)  # fmt: skip
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(params=st.dictionaries(FILTER_KEYS, st.text(max_size=40), max_size=4))
+def test_any_filter_gives_a_page_or_a_422_never_a_500(
+    client: TestClient, params: dict[str, str]
+) -> None:
+    for path in ("/ui/decisions", "/ui/reviews", "/ui/models"):
+        response = client.get(path, params=params)
+        assert response.status_code in (200, 422), (path, params, response.text[:500])
+        assert response.headers["content-type"].startswith("text/html")
 
 
 def test_charts_page(client: TestClient, made: tuple[Path, list[Decision]]) -> None:

@@ -18,7 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from mainspring import __version__
-from mainspring.ui.session import COOKIE_PATH, CSRF_COOKIE, csrf_token
+from mainspring.ui.session import COOKIE_PATH, CSRF_COOKIE, TOKEN_COOKIE, csrf_token
 
 NAV = (
     ("overview", "Overview", "/ui"),
@@ -86,6 +86,7 @@ def page(
         .render(
             csrf=token,
             who=principal.name if principal is not None else None,
+            cookie=TOKEN_COOKIE in request.cookies,
             section=section,
             path=request.url.path,
             **context,
