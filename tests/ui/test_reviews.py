@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -125,6 +126,24 @@ def test_a_post_without_the_csrf_token_is_refused(
         assert "CSRF" in response.text
         form(client)  # the cookie again
     assert project.decisions.count() == before
+
+
+def test_replay_says_plainly_why_it_cannot(
+    client: TestClient, project: Project, made: tuple[Path, list[Decision]]
+) -> None:
+    logged = made[1][3]
+    hashed = replace(logged, id="hashed-1",
+                     features=tuple(replace(f, value="hmac-sha256:ab12") if f.name == "income"
+                                    else f for f in logged.features))  # fmt: skip
+    unknown_policy = replace(logged, id="no-policy-1", policy=f"{DEPLOYMENT}@99:abc")
+    for d in (hashed, unknown_policy):
+        project.decisions.append(d)
+    token = form(client, "/ui/decisions/hashed-1")
+    page = client.post("/ui/decisions/hashed-1/replay", data={"csrf": token}).text
+    assert "It cannot be replayed" in page and "hashed as personal data" in page
+    page = client.post("/ui/decisions/no-policy-1/replay", data={"csrf": token}).text
+    assert "It cannot be replayed" in page and "no policy at that revision" in page
+    assert client.post("/ui/decisions/nope/replay", data={"csrf": token}).status_code == 404
 
 
 def test_replay_of_a_deleted_version_says_so_plainly(
