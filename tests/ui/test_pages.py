@@ -177,3 +177,14 @@ def test_charts_page(client: TestClient, made: tuple[Path, list[Decision]]) -> N
     assert "Override rate of reviews per segment channel" in page
     assert f"Scores of {DEPLOYMENT}" in page and "review from 0.2" in page
     assert ok(client, "/ui/charts", deployment=DEPLOYMENT, days="3")
+
+
+def test_traffic_shares_give_the_champion_the_rest() -> None:
+    from mainspring.serving.deployments import Arm, Deployment
+    from mainspring.ui.deployments import shares, traffic
+
+    d = Deployment("x", (Arm("main", "m", "champion"), Arm("next", "m", "2", "canary", 10.0),
+                         Arm("ab", "m", "3", "experiment", 15.0),
+                         Arm("copy", "m", "4", "shadow", 50.0)))  # fmt: skip
+    assert shares(d) == {"main": 75.0, "next": 10.0, "ab": 15.0, "copy": 50.0}
+    assert traffic(d)[-1] == ("copy (shadow, m@4) copy", 50.0)

@@ -15,17 +15,24 @@ from mainspring.ui.session import CanRead, project_of
 router = APIRouter()
 
 
+def shares(deployment: Deployment) -> dict[str, float]:
+    """Each arm's share of the traffic in %: the champion takes what the canary and experiment
+    arms leave; a shadow sees a copy of its share and answers nothing."""
+    others = sum(a.weight for a in deployment.arms if a.role not in ("champion", "shadow"))
+    return {
+        a.name: max(0.0, 100.0 - others) if a.role == "champion" else a.weight
+        for a in deployment.arms
+    }
+
+
 def traffic(deployment: Deployment) -> list[tuple[str, float]]:
-    """Each arm's share of the answered traffic in %: the champion takes what the canary and
-    experiment arms leave; shadows see a copy of their share and answer nothing."""
-    answering = [a for a in deployment.arms if a.role != "shadow"]
-    others = sum(a.weight for a in answering if a.role != "champion")
-    out = []
-    for arm in deployment.arms:
-        share = max(0.0, 100.0 - others) if arm.role == "champion" else arm.weight
-        label = f"{arm.name} ({arm.role}, {arm.model}@{arm.version})"
-        out.append((label + (" copy" if arm.role == "shadow" else ""), share))
-    return out
+    """The traffic chart's bars: (arm, share in %)."""
+    share = shares(deployment)
+    return [
+        (f"{a.name} ({a.role}, {a.model}@{a.version})" + (" copy" if a.role == "shadow" else ""),
+         share[a.name])
+        for a in deployment.arms
+    ]  # fmt: skip
 
 
 @router.get("/deployments", response_class=HTMLResponse)
@@ -52,6 +59,7 @@ def deployment_page(name: str, request: Request, who: CanRead) -> HTMLResponse:
         section="deployments",
         deployment=deployment,
         weights=svg(weights),
+        shares=shares(deployment),
         histogram=histogram,
         pending=explorer.open_reviews(project, name),
         history=Page.of(history, dict(request.query_params), size=20),

@@ -53,6 +53,11 @@ def shown(value: Any) -> str:
     return str(value)
 
 
+def pretty(value: Any) -> str:
+    """JSON, indented, for ``<pre>`` blocks."""
+    return json.dumps(value, default=str, ensure_ascii=False, indent=2)
+
+
 @cache
 def environment() -> Environment:
     env = Environment(
@@ -64,6 +69,7 @@ def environment() -> Environment:
     )
     env.filters["when"] = when
     env.filters["shown"] = shown
+    env.filters["pretty"] = pretty
     env.globals["nav"] = NAV
     env.globals["version"] = __version__
     return env
