@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from mainspring.errors import AuthenticationError
 from mainspring.ui.render import page
 from mainspring.ui.session import COOKIE_PATH, TOKEN_COOKIE, CsrfChecked, project_of
 
@@ -37,8 +38,6 @@ def log_in(
     project = project_of(request)
     if not project.tokens.enabled():
         return RedirectResponse(_safe_next(next), status_code=303)
-    from mainspring.errors import AuthenticationError
-
     try:
         principal = project.tokens.authenticate(token.strip() or None)
     except AuthenticationError as exc:
