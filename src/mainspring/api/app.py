@@ -10,6 +10,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from mainspring import __version__
 from mainspring.api import decisions, deployments, features, models, problems, tokens
 from mainspring.project import Project
+from mainspring.ui.app import create_ui
 
 
 class BodyLimit(BaseHTTPMiddleware):
@@ -34,7 +35,7 @@ class BodyLimit(BaseHTTPMiddleware):
 
 
 def create_app(project: Project) -> FastAPI:
-    """The control plane of ``project``: registry and access over REST."""
+    """The control plane of ``project``: registry and access over REST, the web UI at ``/ui``."""
     app = FastAPI(
         title="Mainspring control plane",
         version=__version__,
@@ -50,6 +51,7 @@ def create_app(project: Project) -> FastAPI:
     app.include_router(features.router)
     app.include_router(deployments.router)
     app.include_router(decisions.router)
+    app.mount("/ui", create_ui(project), name="ui")
 
     @app.get("/healthz", tags=["health"], summary="Liveness of the control plane")
     def healthz() -> dict[str, str]:

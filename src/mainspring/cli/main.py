@@ -94,7 +94,7 @@ def init(directory: Path) -> None:
 @click.option("--port", type=int, help="Port (default from settings: 8000).")
 @pass_cli
 def up(cli: Cli, host: str | None, port: int | None) -> None:
-    """Run the control-plane REST API (OpenAPI at /docs)."""
+    """Run the control-plane REST API (OpenAPI at /docs) and the web UI (/ui)."""
     import uvicorn
 
     from mainspring.api.app import create_app

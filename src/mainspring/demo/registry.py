@@ -68,6 +68,11 @@ def run(directory: Path | None = None) -> None:
             streaming.run(project)
             decisions.run(project)
             console.rule("[bold green]done")
+            # the project outlives the demo only with --dir
+            again, where = ("", root) if directory else ("mainspring demo --dir DIR; ", "DIR")
+            console.print(
+                f"The web UI: {again}mainspring -C {where} up; open http://127.0.0.1:8000/ui"
+            )
 
 
 def _walk(project: Project) -> None:
