@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from mainspring.errors import ConflictError, InvalidInputError, SignatureError
 from mainspring.records import (
@@ -30,6 +30,7 @@ from mainspring.records import (
 from mainspring.registry.flavors import flavor_for_file, flavor_for_object, get_flavor
 from mainspring.registry.flavors.base import Flavor, Prepared
 from mainspring.registry.flavors.mlflow import read_mlflow_model
+from mainspring.registry.importance import blob_in_use, blob_key
 from mainspring.registry.rows import alias_map
 from mainspring.registry.validation import (
     fit_signature,
@@ -39,7 +40,12 @@ from mainspring.registry.validation import (
     tag_values,
 )
 from mainspring.registry.versions import VersionReader, check_trust
-from mainspring.storage.schema import approvals, model_versions, model_versions_deleted
+from mainspring.storage.schema import (
+    approvals,
+    model_versions,
+    model_versions_deleted,
+    version_importance,
+)
 
 
 class Registration(VersionReader):
@@ -79,7 +85,7 @@ class Registration(VersionReader):
         sig = fit_signature(prepared, signature, chosen.name)
         self._probe(chosen, prepared.data, sig, trusted)
         digest = hashlib.sha256(prepared.data).hexdigest()
-        key = f"sha256/{digest[:2]}/{digest}"
+        key = blob_key(digest)
         if not self.blobs.exists(key):
             self.blobs.put(key, prepared.data)
         now = utcnow()
@@ -164,9 +170,10 @@ class Registration(VersionReader):
             ) from exc
 
     def delete_version(self, name: str, version: int, *, actor: str, reason: str) -> None:
-        """Delete a version no alias points at: its record, approvals and (unless another version
-        shares it) its artifact. The deletion is recorded in the history; the number is never
-        given again, so a logged decision can never silently name another model."""
+        """Delete a version no alias points at: its record, approvals, importance and (unless
+        another version shares them) its artifact and background sample. The deletion is recorded
+        in the history; the number is never given again, so a logged decision can never silently
+        name another model."""
         reason = require_reason(reason, "deleting a version")
         with self.store.write() as conn:
             model_id = self._model_id(conn, name)
@@ -182,7 +189,15 @@ class Registration(VersionReader):
                     model_versions.c.model_id == model_id, model_versions.c.version == version
                 )
             ).one()
+            background = conn.execute(
+                select(version_importance.c.background_key).where(
+                    version_importance.c.version_id == row.id
+                )
+            ).scalar()
             conn.execute(approvals.delete().where(approvals.c.version_id == row.id))
+            conn.execute(
+                version_importance.delete().where(version_importance.c.version_id == row.id)
+            )
             conn.execute(model_versions.delete().where(model_versions.c.id == row.id))
             conn.execute(
                 model_versions_deleted.insert().values(
@@ -190,12 +205,14 @@ class Registration(VersionReader):
                     actor=actor, reason=reason,
                 )
             )  # fmt: skip
-            shared = conn.execute(
-                select(func.count()).where(model_versions.c.artifact_key == row.artifact_key)
-            ).scalar_one()
+            unused = [
+                key
+                for key in (row.artifact_key, background)
+                if key is not None and not blob_in_use(conn, key)
+            ]
             self.history_log.append(
                 conn, actor=actor, action="version.delete", subject=f"{name}/{version}",
                 reason=reason, details={"digest": current.digest},
             )  # fmt: skip
-        if not shared:
-            self.blobs.delete(row.artifact_key)
+        for key in unused:
+            self.blobs.delete(key)

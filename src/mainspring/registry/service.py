@@ -6,20 +6,22 @@ Artifacts are content-addressed blobs (``sha256/ab/abcd…``) verified against t
 every load.
 
 :class:`Registry` is composed of one part per concern: reading (:mod:`.versions`), registration
-(:mod:`.registration`), aliases (:mod:`.aliases`) and approvals (:mod:`.approvals`).
+(:mod:`.registration`), aliases (:mod:`.aliases`), approvals (:mod:`.approvals`) and global
+importance with background samples (:mod:`.importance`).
 """
 
 from __future__ import annotations
 
 from mainspring.registry.aliases import Aliasing
 from mainspring.registry.approvals import Approving
+from mainspring.registry.importance import ImportanceRecords
 from mainspring.registry.registration import Registration
 from mainspring.registry.versions import CHAMPION, HISTORY_STREAM, LoadedVersion
 
 __all__ = ["CHAMPION", "HISTORY_STREAM", "LoadedVersion", "Registry"]
 
 
-class Registry(Registration, Aliasing, Approving):
+class Registry(Registration, Aliasing, Approving, ImportanceRecords):
     """Governed model versions on a metadata store and a blob store.
 
     >>> from mainspring.storage.memory import MemoryBlobStore, memory_metadata

@@ -28,7 +28,7 @@ from mainspring.records import (
 )
 from mainspring.registry.flavors import get_flavor
 from mainspring.registry.flavors.base import Flavor, LoadedModel
-from mainspring.registry.rows import alias_map, model_row, version_from_row
+from mainspring.registry.rows import alias_map, importance_of, model_row, version_from_row
 from mainspring.storage.base import BlobStore, MetadataStore
 from mainspring.storage.chain import HashChain, Verification
 from mainspring.storage.schema import aliases, model_versions, model_versions_deleted, models
@@ -146,7 +146,7 @@ class VersionReader:
         if row is None:
             raise NotFoundError("model version", f"{name}/{number}")
         names = sorted(a for a, v in alias_map(conn, row.model_id).items() if v == number)
-        return version_from_row(row, tuple(names))
+        return version_from_row(row, tuple(names), importance_of(conn, [row.id]).get(row.id))
 
     def get(self, ref: ModelRef | str) -> ModelVersion:
         """The version ``ref`` names (``name`` alone means the latest version)."""
@@ -174,8 +174,11 @@ class VersionReader:
                 .where(model_versions.c.model_id == model_id)
                 .order_by(model_versions.c.version)
             ).all()
+            found = importance_of(conn, [r.id for r in rows])
             return [
-                version_from_row(r, tuple(sorted(a for a, v in names.items() if v == r.version)))
+                version_from_row(
+                    r, tuple(sorted(a for a, v in names.items() if v == r.version)), found.get(r.id)
+                )
                 for r in rows
             ]
 
