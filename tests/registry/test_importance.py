@@ -150,7 +150,7 @@ def test_bad_importance_is_refused(
 ) -> None:
     registry.register("credit", model, actor="alice")
     with pytest.raises(InvalidInputError) as caught:
-        registry.set_importance("credit/1", values, method="exact", rows=1, actor="a")  # type: ignore[arg-type]
+        registry.set_importance("credit/1", values, method="exact", rows=1, actor="a")
     assert caught.value.field == field
     assert registry.get("credit/1").importance is None
 
