@@ -27,12 +27,6 @@ from mainspring.errors import InvalidInputError, MissingDependencyError
 from mainspring.features.progress import Steps
 from mainspring.records import ModelRef, ModelVersion
 from mainspring.registry import LoadedVersion, Registry
-from mainspring.serving.explaining import (
-    TREE_FLAVORS,
-    background_parquet,
-    method_of,
-    version_explainer,
-)
 
 Matrix = npt.NDArray[np.float64]
 
@@ -56,34 +50,38 @@ class Importance:
     dropped: int = 0
 
 
-def read_data(data: Any) -> Any:
-    """``data`` as something a model's ``matrix`` takes: a path to a Parquet or CSV file is read
-    into a mapping of column to values; anything else is returned as it is."""
+def read_data(data: Any, *, filename: str | None = None) -> Any:
+    """``data`` as something a model's ``matrix`` takes: a path to a Parquet or CSV file (or the
+    bytes of one, named by ``filename``) is read into a mapping of column to values; anything
+    else is returned as it is."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        return _read_table(bytes(data), filename or "data")
     if not isinstance(data, str | os.PathLike):
         return data
     path = Path(data)
     if not path.is_file():
         raise InvalidInputError(f"data file {str(path)!r} does not exist", field="data")
+    return _read_table(path, path.name)
+
+
+def _read_table(source: Path | bytes, name: str) -> dict[str, Any]:
     try:
+        import pyarrow as pa
         import pyarrow.csv as pa_csv
         import pyarrow.parquet as pq
     except ImportError as exc:
         raise MissingDependencyError("pyarrow", extra="explain", purpose="data files") from exc
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            table = pq.read_table(path)
-        elif suffix == ".csv":
-            table = pa_csv.read_csv(path)
-        else:
-            raise InvalidInputError(
-                f"data file {path.name!r} must be Parquet (.parquet) or CSV (.csv)", field="data"
-            )
-    except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
+    suffix = Path(name).suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv"):
         raise InvalidInputError(
-            f"data file {path.name!r} cannot be read: {exc}", field="data"
-        ) from None
-    return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+            f"data file {name!r} must be Parquet (.parquet) or CSV (.csv)", field="data"
+        )
+    readable = pa.BufferReader(source) if isinstance(source, bytes) else source
+    try:
+        table = pq.read_table(readable) if suffix != ".csv" else pa_csv.read_csv(readable)
+        return {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
+    except (OSError, ValueError, TypeError, pa.lib.ArrowException) as exc:  # Arrow's errors
+        raise InvalidInputError(f"data file {name!r} cannot be read: {exc}", field="data") from None
 
 
 def _sample(matrix: Matrix, n: int, rng: np.random.Generator) -> Matrix:
@@ -107,12 +105,20 @@ def compute_importance(
     without replacement with ``seed``; the background sample (``background_rows``, at most 100)
     is drawn from the same data.
     """
+    # imported here: mainspring.serving imports the package root, which exports this module
+    from mainspring.serving.explaining import TREE_FLAVORS, method_of, version_explainer
+
     if not 1 <= background_rows <= BACKGROUND_ROWS:
         raise InvalidInputError(
             f"background_rows must be 1 to {BACKGROUND_ROWS}, not {background_rows}",
             field="background_rows",
         )
-    matrix = np.asarray(loaded.model.matrix(read_data(data)), dtype=np.float64)
+    try:
+        matrix = np.asarray(loaded.model.matrix(read_data(data)), dtype=np.float64)
+    except (ValueError, TypeError) as exc:  # columns that are not numbers
+        raise InvalidInputError(
+            f"the data must hold numbers in the model's input columns: {exc}", field="data"
+        ) from None
     total = len(matrix)
     tree = loaded.version.flavor in TREE_FLAVORS
     if not tree:  # only the tree flavors take NaN as missing
@@ -162,6 +168,8 @@ def store_importance(
 ) -> ModelVersion:
     """Compute the global importance of version ``ref`` from ``data`` and store it, with a
     background sample, in the registry (see :func:`compute_importance`)."""
+    from mainspring.serving.explaining import background_parquet
+
     loaded = registry.load(ref, trusted=trusted)
     found = compute_importance(loaded, data, rows=rows, seed=seed, progress=progress)
     return registry.set_importance(
