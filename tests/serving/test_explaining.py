@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression
 from tests.serving.conftest import FEATURES, POLICY, Collected, approve
 
 from mainspring.features import FeatureStore
@@ -120,3 +120,29 @@ def test_tree_models_need_no_background(features: FeatureStore) -> None:
     approve(registry, "credit", 1)
     registry.set_alias("credit", "champion", 1, actor="alice")
     assert unexplained_arms(registry, deciding()) == []
+
+
+def test_onnx_versions_are_explained_additively(sample: pd.DataFrame) -> None:
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from skl2onnx.common.data_types import FloatTensorType
+
+    from mainspring.serving.explaining import version_explainer
+
+    target = sample.to_numpy() @ np.array([1.0, -2.0, 0.5])
+    linear = LinearRegression().fit(sample.to_numpy(), target)
+    proto = skl2onnx.convert_sklearn(linear, initial_types=[("x", FloatTensorType([None, 3]))])
+    registry = Registry(memory_metadata(), MemoryBlobStore())
+    version = registry.register("onnx-credit", proto, actor="alice")
+    stored = store_importance(registry, version.ref, sample.to_numpy(), actor="carol", rows=10)
+    assert stored.importance is not None and stored.importance.method == "exact"
+    assert next(iter(stored.importance.values)) == version.signature.input_names[1]
+    loaded = registry.load(version.ref)
+    background = registry.background(version.ref)
+    assert background is not None
+    names = loaded.signature.input_names
+    explainer = version_explainer(loaded, background_matrix(background, names))
+    rows = sample.to_numpy()[:5]
+    values = explainer.shap_values(rows)
+    np.testing.assert_allclose(
+        values.sum(axis=1) + explainer.expected_value, loaded.predict(rows), atol=1e-9
+    )
