@@ -1,7 +1,11 @@
-"""Explain a registered LightGBM credit model: exact attributions, reason codes, global importance.
+"""Explain a registered LightGBM credit model: stored global importance, exact attributions,
+reason codes.
 
-The decision service does this once per decision: it loads the champion, builds its explainer
-once, and for every request turns the row's attributions into the top reasons.
+Registering with a sample of the training data stores the version's global importance (mean
+|SHAP| per feature) and a background sample with it; a scikit-learn model gets the same from the
+model-agnostic explainer. The decision service then explains every decision: it loads the
+champion, builds its explainer once, and for every request turns the row's attributions into the
+top reasons.
 
 Run: python examples/explain_quickstart.py [PROJECT_DIR]
 """
@@ -15,9 +19,9 @@ import time
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from sklearn.linear_model import LogisticRegression
 
 import mainspring as ms
-from mainspring.explain import global_importance
 
 #: What tests/test_examples.py expects in the output.
 EXPECT = "attributions add up to the raw score"
@@ -42,13 +46,33 @@ def main(directory: str) -> None:
     model = lgb.LGBMClassifier(n_estimators=100, num_leaves=15, verbose=-1).fit(x, y)
 
     project = ms.Project.open(directory)
-    version = project.registry.register("credit", model, actor="alice")
-    loaded = project.registry.load(version.ref)
+    # once per model version: register with a sample of the training data; the registry stores
+    # the global importance and a 100-row background sample with the version
+    version = ms.register_with_importance(
+        project.registry, "credit", model, data=x.head(1000), actor="alice"
+    )
+    assert version.importance is not None
+    stored = project.registry.get(version.ref).importance
+    assert stored == version.importance
+    print(
+        f"global importance stored with {version.ref} ({stored.method}, {stored.rows} rows):",
+        {k: round(v, 3) for k, v in stored.values.items()},
+    )
+    # any other flavor: the model-agnostic explainer, from the same kind of sample
+    linear = LogisticRegression().fit(x.fillna(0), y)
+    other = ms.register_with_importance(
+        project.registry, "credit-linear", linear, data=x.fillna(0).head(1000), actor="alice",
+        rows=50,
+    )  # fmt: skip
+    assert other.importance is not None
+    print(
+        f"global importance stored with {other.ref} ({other.importance.method}, "
+        f"{other.importance.rows} rows):",
+        {k: round(v, 3) for k, v in other.importance.values.items()},
+    )
 
-    # once per model version: build (and compile) the explainer, store global importance
+    loaded = project.registry.load(version.ref)
     explainer = ms.explainer_for(loaded.model.native, loaded.signature.input_names)
-    importance = global_importance(explainer, x.to_numpy()[:500])
-    print("global importance (mean |SHAP|):", {k: round(v, 3) for k, v in importance.items()})
 
     # once per decision: attributions for one row, then the top reasons that raised the risk
     codes = ms.ReasonCodes.from_mapping(REASONS)

@@ -34,6 +34,7 @@ def write_model(directory: Path) -> None:
     x = pd.DataFrame(rng.normal(size=(300, 3)), columns=["income", "age", "debt_ratio"])
     model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(x, (x["income"] > 0).astype(int))
     model.booster_.save_model(str(directory / "model.txt"))
+    x.to_csv(directory / "sample.csv", index=False)  # a training-data sample (importance)
 
 
 def write_feature_files(directory: Path, doc: Path) -> None:

@@ -38,6 +38,7 @@ from mainspring.features import (
     StreamSource,
     TrainingSet,
 )
+from mainspring.pipelines.importance import register_with_importance, store_importance
 from mainspring.project import Project
 from mainspring.records import (
     ApprovalState,
@@ -52,6 +53,7 @@ from mainspring.records import (
     Role,
     Signature,
     TrainingData,
+    VersionImportance,
 )
 from mainspring.registry import CHAMPION, LoadedVersion, Registry
 
@@ -100,6 +102,9 @@ __all__ = [
     "TrainingData",
     "TrainingSet",
     "UnsupportedFormatError",
+    "VersionImportance",
     "__version__",
     "explainer_for",
+    "register_with_importance",
+    "store_importance",
 ]

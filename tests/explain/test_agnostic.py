@@ -62,3 +62,27 @@ def test_refusals_name_the_field() -> None:
     with pytest.raises(InvalidInputError) as info:
         AgnosticExplainer(lambda X: X[:, 0], np.zeros((3, 2)), ["a", "a"])
     assert info.value.field == "feature_names"
+
+
+def test_threads_share_one_explainer_safely() -> None:
+    """Threads explaining at once (as the decision service does) get the values of one at a time.
+
+    SHAP's tabular masker reuses one buffer across calls, which the explainer's lock guards; this
+    run did not fail without the lock either, so it checks the behaviour, not the race."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(400, 5))
+    weights = rng.normal(size=5)
+
+    def predict(rows: np.ndarray) -> np.ndarray:
+        out: np.ndarray = np.tanh(rows @ weights)
+        return out
+
+    explainer = AgnosticExplainer(predict, X[:100], list("abcde"))
+    rows = X[100:160]
+    alone = [explainer.explain_row(row) for row in rows]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        together = list(pool.map(explainer.explain_row, rows))
+    for expected, got in zip(alone, together, strict=True):
+        np.testing.assert_allclose(got, expected, atol=1e-12)

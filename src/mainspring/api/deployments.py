@@ -22,6 +22,7 @@ from mainspring.serving.deployments import (
     DeploymentStore,
     decision_fields,
 )
+from mainspring.serving.explaining import unexplained_arms
 
 router = APIRouter(prefix="/v1", tags=["deployments"])
 ProjectDep = Annotated[Project, Depends(project_of)]
@@ -91,7 +92,8 @@ def put_deployment(
         )
         project.registry.get(ModelRef.parse(version, field=f"arms.{arm.name}"))
     stored = _store(project).put(deployment, actor=principal.name, reason=body.reason)
-    return stored.to_dict()
+    warnings = unexplained_arms(project.registry, stored)  # arms whose decisions go unexplained
+    return {**stored.to_dict(), "warnings": warnings} if warnings else stored.to_dict()
 
 
 @router.patch("/deployments/{name}/weights", summary="Change arm weights at run time")

@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Path, UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from mainspring.api.auth import (
     CanAlias,
@@ -19,6 +20,7 @@ from mainspring.api.auth import (
 )
 from mainspring.api.schemas import AliasBody, ReasonBody, RequiredReasonBody
 from mainspring.errors import InvalidInputError
+from mainspring.pipelines.importance import read_data, register_with_importance, store_importance
 from mainspring.project import Project
 from mainspring.records import JSON, Lineage, ModelRef, Signature
 
@@ -71,27 +73,39 @@ async def register(
     run_id: Annotated[str | None, Form()] = None,
     parent_version: Annotated[int | None, Form(gt=0)] = None,
     trusted: Annotated[bool, Form()] = False,
+    data: Annotated[
+        UploadFile | None,
+        File(
+            description="A sample of the training data (Parquet or CSV): global importance and a "
+            "background sample are computed from it and stored with the version"
+        ),
+    ] = None,
 ) -> JSON:
-    data = await file.read()
-    if not data:
+    model = await file.read()
+    if not model:
         raise InvalidInputError("file is empty", field="file")
     sig_value = _json_form(signature, "signature")
     sig = Signature.from_dict(sig_value) if sig_value is not None else None
     lineage = Lineage(run_id=run_id, parent_version=parent_version)
-    version = project.registry.register(
-        name,
-        data,
-        filename=file.filename or "model",
-        actor=principal.name,
-        flavor=flavor,
-        signature=sig,
-        metrics=_mapping(_json_form(metrics, "metrics"), "metrics"),
-        tags=_mapping(_json_form(tags, "tags"), "tags"),
-        params=_mapping(_json_form(params, "params"), "params"),
-        lineage=lineage,
-        description=description,
-        trusted=trusted,
-    )
+    arguments: dict[str, Any] = {
+        "filename": file.filename or "model",
+        "actor": principal.name,
+        "flavor": flavor,
+        "signature": sig,
+        "metrics": _mapping(_json_form(metrics, "metrics"), "metrics"),
+        "tags": _mapping(_json_form(tags, "tags"), "tags"),
+        "params": _mapping(_json_form(params, "params"), "params"),
+        "lineage": lineage,
+        "description": description,
+        "trusted": trusted,
+    }
+    if data is None:
+        version = project.registry.register(name, model, **arguments)
+    else:
+        sample = read_data(await data.read(), filename=data.filename or "data")
+        version = await run_in_threadpool(
+            register_with_importance, project.registry, name, model, data=sample, **arguments
+        )
     return version.to_dict()
 
 
@@ -103,6 +117,30 @@ def list_versions(name: str, project: ProjectDep, _: CanRead) -> list[JSON]:
 @router.get("/models/{name}/versions/{version}", summary="One version")
 def get_version(name: str, version: VersionNumber, project: ProjectDep, _: CanRead) -> JSON:
     return project.registry.get(ModelRef(name, version=version)).to_dict()
+
+
+@router.put(
+    "/models/{name}/versions/{version}/importance",
+    summary="Compute and store a version's global importance from a data sample",
+)
+async def put_importance(
+    name: str,
+    version: VersionNumber,
+    project: ProjectDep,
+    principal: CanRegister,
+    data: Annotated[UploadFile, File(description="A sample of the training data (Parquet or CSV)")],
+    rows: Annotated[
+        int | None, Form(gt=0, le=2**63 - 1, description="Rows to explain (sampled)")
+    ] = None,
+    seed: Annotated[int, Form(ge=0, le=2**63 - 1)] = 0,
+    trusted: Annotated[bool, Form()] = False,
+) -> JSON:
+    sample = read_data(await data.read(), filename=data.filename or "data")
+    stored = await run_in_threadpool(
+        store_importance, project.registry, ModelRef(name, version=version), sample,
+        actor=principal.name, rows=rows, seed=seed, trusted=trusted,
+    )  # fmt: skip
+    return stored.to_dict()
 
 
 @router.get("/models/{name}/aliases/{alias}", summary="The version an alias points at")

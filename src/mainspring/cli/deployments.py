@@ -81,6 +81,7 @@ def set_(
         arms_from,
         decision_fields,
     )
+    from mainspring.serving.explaining import unexplained_arms
 
     with handled():
         actor = cli.principal("alias").name
@@ -96,6 +97,8 @@ def set_(
         if deployment.features is not None:
             project.features.selection(deployment.features)
         stored = DeploymentStore(project.metadata).put(deployment, actor=actor, reason=reason)
+        for warning in unexplained_arms(project.registry, stored):
+            click.echo(f"warning: {warning}", err=True)
         cli.emit(
             stored.to_dict(),
             lambda: click.echo(

@@ -35,6 +35,22 @@ def _version_ref(text: str) -> tuple[str, int]:
     return ref.name, ref.version
 
 
+def _importance_line(v: ModelVersion, top: int = 5) -> str:
+    imp = v.importance
+    if imp is None:
+        return f"- (compute it: mainspring models importance {v.ref} --data FILE)"
+    shown = ", ".join(f"{name} {value:.4g}" for name, value in list(imp.values.items())[:top])
+    more = f", … {len(imp.values) - top} more" if len(imp.values) > top else ""
+    return f"{shown}{more} (mean |SHAP|, {imp.method}, {imp.rows:,} rows)"
+
+
+def _background_line(v: ModelVersion) -> str:
+    imp = v.importance
+    if imp is None or imp.background_digest is None:
+        return "-"
+    return f"{imp.background_rows} rows, sha256:{imp.background_digest[:12]}…"
+
+
 def show_version(v: ModelVersion) -> None:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
@@ -59,6 +75,8 @@ def show_version(v: ModelVersion) -> None:
                 else "-"
             ),
         ),
+        ("importance", _importance_line(v)),
+        ("background", _background_line(v)),
         ("lineage", json.dumps(v.lineage.to_dict())),
         ("code version", v.code_version or "-"),
         ("registered", f"{v.registered_at:%Y-%m-%d %H:%M:%S} UTC by {v.registered_by}"),
@@ -89,6 +107,12 @@ def models() -> None:
 @click.option("--run-id", help="The training run that produced it.")
 @click.option("--parent-version", type=int, help="The version it was derived from.")
 @click.option("--trusted", is_flag=True, help="Accept a plain pickle (it can run code on load).")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A sample of the training data (Parquet or CSV): compute and store global importance "
+    "and a background sample with the version.",
+)
 @pass_cli
 def register(
     cli: Cli,
@@ -103,6 +127,7 @@ def register(
     run_id: str | None,
     parent_version: int | None,
     trusted: bool,
+    data: Path | None,
 ) -> None:
     """Register FILE (a model file or an MLflow model directory) as a new version of NAME."""
     with handled():
@@ -133,19 +158,26 @@ def register(
             if run_id or parent_version
             else None
         )
-        version = cli.project.registry.register(
-            name,
-            file,
-            actor=actor,
-            flavor=flavor,
-            signature=signature,
-            metrics=metric_values,
-            tags=_pairs(tags, "--tag"),
-            params=_pairs(params, "--param"),
-            lineage=lineage,
-            description=description,
-            trusted=trusted,
-        )
+        arguments: dict[str, Any] = {
+            "actor": actor,
+            "flavor": flavor,
+            "signature": signature,
+            "metrics": metric_values,
+            "tags": _pairs(tags, "--tag"),
+            "params": _pairs(params, "--param"),
+            "lineage": lineage,
+            "description": description,
+            "trusted": trusted,
+        }
+        if data is None:
+            version = cli.project.registry.register(name, file, **arguments)
+        else:
+            from mainspring.pipelines.importance import register_with_importance
+
+            version = register_with_importance(
+                cli.project.registry, name, file, data=data,
+                progress=not cli.json_output, **arguments,
+            )  # fmt: skip
         cli.emit(
             version.to_dict(),
             lambda: click.echo(
@@ -186,6 +218,61 @@ def show(cli: Cli, ref: str) -> None:
         cli.principal("read")
         version = cli.project.registry.get(ref)
         cli.emit(version.to_dict(), lambda: show_version(version))
+
+
+@models.command()
+@click.argument("ref")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A sample of the training data (Parquet or CSV) to compute importance from.",
+)
+@click.option("--rows", type=click.IntRange(min=1), help="Rows to explain (default: 10,000 for "
+              "tree models, 200 otherwise), sampled from the data.")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the samples.")
+@click.option("--trusted", is_flag=True, help="Allow loading a plain pickle.")
+@pass_cli
+def importance(
+    cli: Cli, ref: str, data: Path | None, rows: int | None, seed: int, trusted: bool
+) -> None:
+    """Global importance of REF: compute and store it from --data, or show the stored one.
+
+    Importance is the mean absolute SHAP value of each feature over a sample of the data (exact
+    TreeSHAP for LightGBM and XGBoost, the model-agnostic explainer otherwise); a background sample
+    of up to 100 rows is stored with it for explaining the decisions of non-tree models.
+    """
+    with handled():
+        if data is None:
+            cli.principal("read")
+            version = cli.project.registry.get(ref)
+        else:
+            from mainspring.pipelines.importance import store_importance
+
+            actor = cli.principal("register").name
+            version = store_importance(
+                cli.project.registry, ref, data, actor=actor, rows=rows, seed=seed,
+                progress=not cli.json_output, trusted=trusted,
+            )  # fmt: skip
+        found = version.importance
+
+        def human() -> None:
+            if found is None:
+                click.echo(
+                    f"{version.ref} has no stored importance: compute it with "
+                    f"`mainspring models importance {version.ref} --data FILE`"
+                )
+                return
+            table = Table("feature", "mean |SHAP|")
+            for name, value in found.values.items():
+                table.add_row(name, f"{value:.6g}")
+            console.print(table)
+            click.echo(
+                f"{version.ref}: {found.method} over {found.rows:,} rows; background "
+                f"{_background_line(version)}; by {found.computed_by} at "
+                f"{found.computed_at:%Y-%m-%d %H:%M:%S} UTC"
+            )
+
+        cli.emit(found.to_dict() if found else None, human)
 
 
 @models.command()

@@ -7,10 +7,14 @@ background sample with independent masking: ``shap.explainers.Exact`` when there
 ``shap.explainers.Permutation`` with antithetic permutations. Both are additive:
 ``values.sum() + expected_value == predict(x)``. Keep the background small (SHAP's guidance: about
 100 rows): every row explained costs ``len(background)`` predictions per coalition.
+
+SHAP's maskers fill one reused buffer, so calls on one explainer are serialised by a lock: the
+decision service may explain from several threads at once.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -43,6 +47,7 @@ class AgnosticExplainer(Explainer):
             raise InvalidInputError("the background sample has no rows", field="background")
         self._predict = predict
         self.background = data
+        self._lock = threading.Lock()  # the masker writes into one shared buffer per call
         try:
             import shap
         except ImportError as exc:
@@ -76,7 +81,8 @@ class AgnosticExplainer(Explainer):
         rows = self._matrix(X)
         if len(rows) == 0:
             return np.zeros_like(rows)
-        explanation = self._shap(rows, **self._call_kwargs)
+        with self._lock:
+            explanation = self._shap(rows, **self._call_kwargs)
         return np.asarray(explanation.values, dtype=np.float64).reshape(rows.shape)
 
     def explain_row(self, x: Matrix) -> Matrix:

@@ -36,6 +36,7 @@ from mainspring.records.models import (
     RegisteredModel,
     Signature,
     TrainingData,
+    VersionImportance,
 )
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "Role",
     "Signature",
     "TrainingData",
+    "VersionImportance",
     "check_name",
     "new_id",
     "utcnow",

@@ -193,6 +193,61 @@ class ApprovalState(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class VersionImportance:
+    """The global feature importance of a model version, and the background sample stored with it.
+
+    ``values`` maps each feature to its mean absolute SHAP value over ``rows`` rows of the
+    version's data, largest first, in raw-score units (the units of a decision's attributions).
+    ``method`` says how the SHAP values were computed: ``treeshap`` (exact, LightGBM and XGBoost),
+    ``exact`` or ``permutation`` (SHAP's model-agnostic explainers). ``background_digest`` and
+    ``background_rows`` describe the background sample (a Parquet artifact) that model-agnostic
+    explanations start from at decision time; None and 0 when none is stored.
+
+    >>> imp = VersionImportance({"debt_ratio": 0.4, "age": 0.1}, "treeshap", 200,
+    ...                         utcnow(), "alice")
+    >>> imp.to_dict()["features"][0]
+    {'name': 'debt_ratio', 'importance': 0.4}
+    >>> VersionImportance.from_dict(imp.to_dict()) == imp
+    True
+    """
+
+    values: Mapping[str, float]
+    method: str
+    rows: int
+    computed_at: datetime
+    computed_by: str
+    background_digest: str | None = None
+    background_rows: int = 0
+
+    def to_dict(self) -> JSON:
+        return {
+            "method": self.method,
+            "rows": self.rows,
+            "features": [{"name": k, "importance": v} for k, v in self.values.items()],
+            "background": (
+                {"digest": self.background_digest, "rows": self.background_rows}
+                if self.background_digest
+                else None
+            ),
+            "computed_at": self.computed_at.isoformat(),
+            "computed_by": self.computed_by,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VersionImportance:
+        background = data.get("background") or {}
+        return cls(
+            values={str(f["name"]): float(f["importance"]) for f in data["features"]},
+            method=str(data["method"]),
+            rows=int(data["rows"]),
+            computed_at=datetime.fromisoformat(data["computed_at"]),
+            computed_by=str(data["computed_by"]),
+            background_digest=background.get("digest"),
+            background_rows=int(background.get("rows", 0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ModelVersion:
     """An immutable registered model artifact and everything known about it."""
 
@@ -215,6 +270,8 @@ class ModelVersion:
     registered_at: datetime = field(default_factory=utcnow)
     approval: ApprovalState = ApprovalState.NONE
     aliases: tuple[str, ...] = ()
+    #: global feature importance and background sample, once computed for this version
+    importance: VersionImportance | None = None
 
     @property
     def ref(self) -> ModelRef:
@@ -241,6 +298,7 @@ class ModelVersion:
             "registered_at": self.registered_at.isoformat(),
             "approval": self.approval.value,
             "aliases": list(self.aliases),
+            "importance": self.importance.to_dict() if self.importance else None,
         }
 
 

@@ -13,8 +13,9 @@ from mainspring.records import (
     RegisteredModel,
     Signature,
     TrainingData,
+    VersionImportance,
 )
-from mainspring.storage.schema import aliases
+from mainspring.storage.schema import aliases, version_importance
 
 
 def alias_map(conn: Connection, model_id: str) -> dict[str, int]:
@@ -25,7 +26,32 @@ def alias_map(conn: Connection, model_id: str) -> dict[str, int]:
     return {r.alias: int(r.version) for r in rows}
 
 
-def version_from_row(row: Any, alias_names: tuple[str, ...]) -> ModelVersion:
+def importance_from_row(row: Any) -> VersionImportance:
+    """A ``version_importance`` row as a record."""
+    return VersionImportance(
+        values={str(name): float(value) for name, value in row.importance},
+        method=row.method,
+        rows=int(row.rows),
+        computed_at=row.computed_at,
+        computed_by=row.computed_by,
+        background_digest=row.background_digest,
+        background_rows=int(row.background_rows or 0),
+    )
+
+
+def importance_of(conn: Connection, version_ids: list[str]) -> dict[str, VersionImportance]:
+    """The stored importance of each of ``version_ids`` that has one."""
+    if not version_ids:
+        return {}
+    rows = conn.execute(
+        select(version_importance).where(version_importance.c.version_id.in_(version_ids))
+    )
+    return {row.version_id: importance_from_row(row) for row in rows}
+
+
+def version_from_row(
+    row: Any, alias_names: tuple[str, ...], importance: VersionImportance | None = None
+) -> ModelVersion:
     """A ``model_versions`` row (joined with ``models.name``) as a record."""
     return ModelVersion(
         id=row.id,
@@ -47,6 +73,7 @@ def version_from_row(row: Any, alias_names: tuple[str, ...]) -> ModelVersion:
         registered_at=row.registered_at,
         approval=ApprovalState(row.approval),
         aliases=alias_names,
+        importance=importance,
     )
 
 

@@ -37,6 +37,7 @@ from mainspring.features import FeatureStore
 from mainspring.records import Decision, FeatureValue, Reason, new_id, utcnow
 from mainspring.serving.dataplane import DataPlane, Routed
 from mainspring.serving.deployments import Deployment
+from mainspring.serving.explaining import decision_explainer
 from mainspring.serving.policy import Policy
 from mainspring.serving.request import SCALARS, DecisionRequest, check_entity, number
 from mainspring.serving.runtime import ModelRuntime
@@ -151,11 +152,15 @@ class DecisionService:
         if key in plan.explaining:
             return plan.explaining[key]
         explaining = None
-        if plan.policy.explain and runtime.flavor in ("lightgbm", "xgboost"):
+        if plan.policy.explain:
             try:
-                from mainspring.explain import ReasonCodes, explainer_for
+                from mainspring.explain import ReasonCodes
 
-                explainer = explainer_for(runtime.loaded.model.native, runtime.feature_names)
+                # TreeSHAP, or the agnostic explainer over the version's stored background
+                explainer = decision_explainer(self.plane.registry, runtime)
+                if explainer is None:
+                    plan.explaining[key] = None
+                    return None
                 explainer.warm()
                 codes = ReasonCodes.from_mapping(plan.policy.reason_codes)
                 explaining = Explaining(explainer, codes)

@@ -255,3 +255,20 @@ decision_outbox = Table(
     Column("name", String(64), primary_key=True),
     Column("seq", BigInteger, nullable=False),
 )
+
+# Global feature importance of a model version (mean |SHAP| per feature over a sample of its
+# training data) and the small background sample that model-agnostic explanations need at decision
+# time (a content-addressed Parquet blob, verified against its digest when read).
+version_importance = Table(
+    "version_importance",
+    metadata,
+    Column("version_id", String(36), ForeignKey("model_versions.id"), primary_key=True),
+    Column("method", String(32), nullable=False),  # treeshap | exact | permutation
+    Column("importance", Json, nullable=False),  # [[feature, mean |SHAP|], ...], largest first
+    Column("rows", Integer, nullable=False),
+    Column("background_key", Text, nullable=True),
+    Column("background_digest", String(64), nullable=True),
+    Column("background_rows", Integer, nullable=True),
+    Column("computed_at", UTCDateTime, nullable=False),
+    Column("computed_by", String(128), nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Pipelines: jobs that compose the domain services (global importance of model versions...)."""
