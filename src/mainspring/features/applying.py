@@ -21,7 +21,7 @@ from mainspring.features.definitions import (
     view_from_dict,
 )
 from mainspring.features.ondemand import OnDemandFeatureView
-from mainspring.features.plans import check_ondemand
+from mainspring.features.plans import check_ondemand, dependency_order, outputs_of
 from mainspring.records import JSON
 from mainspring.storage.chain import HashChain
 
@@ -78,6 +78,7 @@ def register(
 ) -> list[Registered]:
     """Validate and register ``batch`` in the transaction ``conn``; returns the new versions."""
     changed: list[Registered] = []
+    earlier = _outputs_before(conn, batch)
     for entity in batch.entities.values():
         changed += _apply_one(conn, history, "entity", entity.name, entity.to_dict(), None, actor)
     for view in batch.views.values():
@@ -103,7 +104,7 @@ def register(
             conn, history, "view", view.name, definition, view.schema_digest(), actor
         )
     known = {r.name for r in catalog.all_latest(conn, "view")}
-    changed += _apply_ondemand(conn, history, batch, known, actor, check)
+    changed += _apply_ondemand(conn, history, batch, known, earlier, actor, check)
     computed_views = {r.name: r for r in catalog.all_latest(conn, ondemand.KIND)}
     for service in batch.services.values():
         _check_service(conn, service, batch.views, known, computed_views)
@@ -146,25 +147,49 @@ def _check_service(
             used.field(feature)
 
 
+def _outputs_before(conn: Any, batch: Batch) -> dict[str, dict[str, str]]:
+    """The registered features (and dtypes) of the views this batch changes, before it."""
+    out: dict[str, dict[str, str]] = {}
+    for kind, names in (("view", batch.views), (ondemand.KIND, batch.ondemands)):
+        for name in names:
+            stored = catalog.latest(conn, kind, name)
+            if stored is not None:
+                out[name] = {f["name"]: f["dtype"] for f in stored.definition["fields"]}
+    return out
+
+
 def _apply_ondemand(
     conn: Any,
     history: HashChain,
     batch: Batch,
     known: set[str],
+    earlier: Mapping[str, Mapping[str, str]],
     actor: str,
     check: bool,
 ) -> list[Registered]:
-    """Validate (inputs, and with ``check`` the function on sample rows) and register
-    on-demand views; a breaking change to one that model versions use is refused."""
+    """Validate on-demand views and register them; a breaking change to one that model versions
+    use is refused.
+
+    Inputs must name registered (or applied) feature views or on-demand views, with no cycle
+    among on-demand views; registered on-demand views that read a view of this batch are checked
+    again. With ``check`` each function of the batch is tried on sample rows."""
     changed: list[Registered] = []
     ondemands = batch.ondemands
-    if not ondemands:
+    if not ondemands and not batch.views:
         return changed
     available: dict[str, FeatureView] = dict(batch.views)
     for name in known - set(batch.views):
         stored = catalog.latest(conn, "view", name)
         assert stored is not None
         available[name] = view_from_dict(stored.definition)
+    outputs = outputs_of(available)
+    registered = {r.name: r.definition for r in catalog.all_latest(conn, ondemand.KIND)}
+    for name, definition in registered.items():
+        if name not in ondemands:
+            outputs[name] = {f["name"]: f["dtype"] for f in definition["fields"]}
+    outputs.update(outputs_of(ondemands))
+    reads = {name: [ref.partition(":")[0] for ref in d["inputs"]] for name, d in registered.items()}
+    reads.update({name: list(od.input_views) for name, od in ondemands.items()})
     for od in ondemands.values():
         if od.name in available:
             raise InvalidInputError(
@@ -172,7 +197,14 @@ def _apply_ondemand(
                 "it another name",
                 field=od.name,
             )
-        check_ondemand(od, available, run=check)
+    dependency_order({name: [n for n in used if n in reads] for name, used in reads.items()})
+    names = set(reads)
+    touched = set(ondemands) | set(batch.views)
+    for name, definition in registered.items():
+        if name not in ondemands and touched & set(reads[name]):
+            _check_inputs(name, definition, {**outputs, **earlier}, outputs)
+    for od in ondemands.values():
+        check_ondemand(od, outputs, names, run=check)
         before = catalog.latest(conn, ondemand.KIND, od.name)
         definition = od.to_dict()
         if before is not None and before.digest != catalog.digest_of(definition):
@@ -189,6 +221,36 @@ def _apply_ondemand(
             conn, history, ondemand.KIND, od.name, definition, ondemand.schema_digest(od), actor
         )
     return changed
+
+
+def _check_inputs(
+    name: str,
+    definition: JSON,
+    before: Mapping[str, Mapping[str, str]],
+    after: Mapping[str, Mapping[str, str]],
+) -> None:
+    """A registered on-demand view still gets the same input features after this batch."""
+    for ref in definition["inputs"]:
+        source, _, feature = ref.partition(":")
+        old, new = before.get(source, {}), after.get(source)
+        if new is None or (feature and feature not in new):
+            what = f"{feature!r} of {source!r}" if feature else repr(source)
+            raise InvalidInputError(
+                f"registered on-demand feature view {name!r} reads {what}, which this change "
+                "removes; apply a new version of it too, or keep what it reads",
+                field=f"{name}.inputs",
+            )
+        wanted = [feature] if feature else list(old)
+        if [(n, old.get(n)) for n in wanted] != [(n, new.get(n)) for n in wanted] or (
+            not feature and list(old) != list(new)
+        ):
+            raise InvalidInputError(
+                f"registered on-demand feature view {name!r} reads {source!r}, whose features "
+                f"change ({', '.join(f'{n} {t}' for n, t in old.items())} -> "
+                f"{', '.join(f'{n} {t}' for n, t in new.items())}); apply a new version of "
+                f"{name!r} with them too, or keep them",
+                field=f"{name}.inputs",
+            )
 
 
 def _apply_one(

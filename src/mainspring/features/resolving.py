@@ -22,6 +22,7 @@ from mainspring.features.ondemand import OnDemandFeatureView
 from mainspring.features.plans import (
     Plan,
     Selection,
+    closure,
     make_plan,
     namespace_of,
     select,
@@ -148,13 +149,17 @@ class Resolver:
         if cached is not None:
             return cached
         with self.metadata.read() as conn:
-            computed_names = {r.name for r in catalog.all_latest(conn, ondemand.KIND)}
+            reads = {
+                r.name: [ref.partition(":")[0] for ref in r.definition["inputs"]]
+                for r in catalog.all_latest(conn, ondemand.KIND)
+            }
             if key[0] == "service":
                 stored = catalog.latest(conn, "service", key[1])
                 refs = tuple(stored.definition["features"]) if stored is not None else ()
             else:
                 refs = key[1]
-        used = {r.partition(":")[0] for r in refs if isinstance(r, str)} & computed_names
+        named = {r.partition(":")[0] for r in refs if isinstance(r, str)}
+        used = closure(sorted(named & set(reads)), reads)
         if not used:
             plan = Plan(self.selection(features))
         else:
