@@ -248,7 +248,7 @@ def test_inputs_read_only_for_the_function_are_not_returned(project: Project) ->
     ]
     assert training.data["amount_to_income"][0] == every.values["amount_to_income"][known]
     assert training.feature_views == ("profile@v1", "pricing@v1", "fees@v1")
-    assert training.missing == {}
+    assert training.missing == {"pricing": 0, "fees": 0}
 
 
 def test_context_only_view(project: Project) -> None:
