@@ -87,3 +87,28 @@ def test_a_forked_child_reads_on_its_own_connection(redis_url: str) -> None:
             os.waitpid(pid, 0)
     finally:
         store.close()
+
+
+def test_the_unix_socket_reaches_the_same_server(redis_url: str, redis_unix_url: str) -> None:
+    from mainspring.storage import open_online_store
+
+    over_tcp = RedisOnlineStore(redis_url)
+    plain_unix = redis_unix_url.replace("redis+unix://", "unix://")
+    stores = [open_online_store(redis_unix_url), open_online_store(plain_unix)]
+    try:
+        over_tcp.write("v", [("a", 5, b"tcp")])
+        for store in stores:
+            assert store.url.endswith("redis.sock?db=0")
+            assert store.read([("v", "a"), ("v", "b")]) == [(5, b"tcp"), None]
+        stores[0].write("v", [("b", 6, b"unix")])
+        assert over_tcp.read([("v", "b")]) == [(6, b"unix")]
+        with pytest.raises(StorageError, match="failed a read"):
+            broken = RedisOnlineStore("redis+unix:///nonexistent/redis.sock?db=0")
+            try:
+                broken.read([("v", "a")])
+            finally:
+                broken.close()
+    finally:
+        over_tcp.close()
+        for store in stores:
+            store.close()

@@ -8,7 +8,12 @@ Reads skip redis-py's client layer: each thread keeps one connection of its own 
 ``MGET`` on it directly. The client layer costs, per command, a pool checkout and release (two
 lock round trips and a ``poll`` of the socket for stale data), retry closures and metric records:
 more Python work than the read itself, and the source of most of its latency tail. With
-``hiredis`` installed (in the ``redis`` extra) replies are parsed in C.
+``hiredis`` installed (in the ``redis`` extra) replies are parsed in C. The per-namespace key
+prefixes are built once, so a read allocates little beyond the keys and the reply.
+
+A server on the same machine can be reached over its unix-domain socket (redis-server's
+``unixsocket``): ``redis+unix:///path/redis.sock?db=0`` (or redis-py's ``unix://`` form), which
+skips the TCP stack on both sides.
 """
 
 from __future__ import annotations
@@ -48,7 +53,8 @@ MAX_BATCH = 50_000
 
 
 class RedisOnlineStore:
-    """An :class:`~mainspring.storage.base.OnlineStore` on Redis (``redis://host:port/db``)."""
+    """An :class:`~mainspring.storage.base.OnlineStore` on Redis (``redis://host:port/db``, or
+    ``redis+unix:///path/redis.sock?db=N`` over a unix-domain socket)."""
 
     def __init__(self, url: str, *, prefix: str = "mainspring:online:") -> None:
         try:
@@ -63,13 +69,14 @@ class RedisOnlineStore:
         #: errors after which a connection is reopened once (e.g. the server restarted)
         self._broken: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
         try:
-            self._client: Any = redis.Redis.from_url(url)
+            self._client: Any = redis.Redis.from_url(client_url(url))
             self._script: Any = self._client.register_script(_WRITE)
         except (ValueError, *self._errors) as exc:
             raise StorageError(f"online store {url} cannot be opened: {exc}") from exc
         self._local = threading.local()
         self._opened: list[Any] = []
         self._lock = threading.Lock()
+        self._prefixes: dict[str, str] = {}
         # a forked child must not share the parent's sockets: it opens its own
         os.register_at_fork(after_in_child=functools.partial(_forget_in_child, weakref.ref(self)))
 
@@ -119,7 +126,13 @@ class RedisOnlineStore:
     def read(self, keys: Sequence[tuple[str, str]]) -> list[OnlineHit]:
         if not keys:
             return []
-        names = [self._key(ns, key) for ns, key in keys]
+        prefixes = self._prefixes
+        try:
+            names = [prefixes[ns] + key for ns, key in keys]
+        except KeyError:
+            for ns, _ in keys:
+                prefixes.setdefault(ns, self._key(ns, ""))
+            names = [prefixes[ns] + key for ns, key in keys]
         connection = self._connection()
         try:
             try:
@@ -164,6 +177,19 @@ class RedisOnlineStore:
         for connection in opened:
             connection.disconnect()
         self._client.close()
+
+
+def client_url(url: str) -> str:
+    """The URL redis-py takes: ``redis+unix:///path?db=N`` becomes ``unix:///path?db=N``.
+
+    >>> client_url("redis+unix:///run/redis.sock?db=2")
+    'unix:///run/redis.sock?db=2'
+    >>> client_url("redis://127.0.0.1:6379/0")
+    'redis://127.0.0.1:6379/0'
+    """
+    if url.startswith("redis+unix://"):
+        return "unix://" + url[len("redis+unix://") :]
+    return url
 
 
 def _forget_in_child(store: weakref.ref[RedisOnlineStore]) -> None:
