@@ -4,11 +4,12 @@ A value is ``b"<event time in µs>:" + payload``. Reads are one ``MGET``; a writ
 script, so it is atomic and keeps the newer row per key. Each namespace also keeps a set of its
 keys, for counting and dropping.
 
-Reads skip redis-py's client layer: each thread keeps one connection of its own and sends the
-``MGET`` on it directly. The client layer costs, per command, a pool checkout and release (two
-lock round trips and a ``poll`` of the socket for stale data), retry closures and metric records:
-more Python work than the read itself, and the source of most of its latency tail. With
-``hiredis`` installed (in the ``redis`` extra) replies are parsed in C. The per-namespace key
+Reads skip redis-py's client layer: each thread keeps one connection of its own
+(:mod:`mainspring.storage.redisreads`) and sends the ``MGET`` on it directly. The client layer
+costs, per command, a pool checkout and release (two lock round trips and a ``poll`` of the
+socket for stale data), retry closures and metric records: more Python work than the read
+itself, and the source of most of its latency tail. With ``hiredis`` installed (in the ``redis``
+extra) the connection is a lean socket whose replies are parsed in C. The per-namespace key
 prefixes are built once, so a read allocates little beyond the keys and the reply.
 
 A server on the same machine can be reached over its unix-domain socket (redis-server's
@@ -27,6 +28,7 @@ from typing import Any
 
 from mainspring.errors import MissingDependencyError, StorageError
 from mainspring.storage.base import OnlineHit, OnlineRow
+from mainspring.storage.redisreads import ClientConnection, LeanConnection
 
 #: KEYS: the key set, then the row keys; ARGV: pairs of (event time, value) per row key.
 _WRITE = """
@@ -90,7 +92,10 @@ class RedisOnlineStore:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             pool = self._client.connection_pool
-            connection = pool.connection_class(**pool.connection_kwargs)
+            if LeanConnection.serves(pool.connection_class, pool.connection_kwargs):
+                connection = LeanConnection(pool.connection_kwargs)
+            else:
+                connection = ClientConnection(pool.connection_class(**pool.connection_kwargs))
             self._local.connection = connection
             with self._lock:
                 self._opened.append(connection)
@@ -135,13 +140,12 @@ class RedisOnlineStore:
             names = [prefixes[ns] + key for ns, key in keys]
         connection = self._connection()
         try:
+            command = ["MGET", *names]
             try:
-                connection.send_command("MGET", *names, check_health=False)
-                values = connection.read_response()
+                values = connection.call(command)
             except self._broken:  # a stale connection: reopen it, once
                 connection.disconnect()
-                connection.send_command("MGET", *names, check_health=False)
-                values = connection.read_response()
+                values = connection.call(command)
         except self._errors as exc:
             raise StorageError(f"online store {self.url} failed a read: {exc}") from exc
         out: list[OnlineHit] = []
