@@ -242,17 +242,30 @@ def redis_timings(
             for _ in range(200):
                 store.get_online_features("bench", one, now=end)
                 store.get_online_features("bench", hundred, now=end)
-            gc.collect()
-            gc.freeze()
-            result[f"{label}_1_ms"] = timed(
-                lambda s=store: s.get_online_features("bench", one, now=end), n1
-            )
-            result[f"{label}_100_ms"] = timed(
-                lambda s=store: s.get_online_features("bench", hundred, now=end), n100
-            )
             namespace = store.selection("bench").parts[0].namespace
             keys = [f"mainspring:online:{namespace}\x1e{e['customer_id']}" for e in hundred]
-            result.update(redis_floor(label, address, keys, n1, n100))
+            floor_1, floor_100, close = redis_floor(address, keys)
+            gc.collect()
+            gc.freeze()
+            try:
+                result.update(
+                    interleaved(
+                        {
+                            f"{label}_1_ms": (
+                                lambda s=store: s.get_online_features("bench", one, now=end),
+                                n1,
+                            ),
+                            f"{label}_floor_1_ms": (floor_1, n1),
+                            f"{label}_100_ms": (
+                                lambda s=store: s.get_online_features("bench", hundred, now=end),
+                                n100,
+                            ),
+                            f"{label}_floor_100_ms": (floor_100, n100),
+                        }
+                    )
+                )
+            finally:
+                close()
             gc.unfreeze()
             store.online.close()
         return result
@@ -261,11 +274,23 @@ def redis_timings(
         server.wait(10)
 
 
-def redis_floor(
-    label: str, address: tuple[str, int] | str, keys: list[str], n1: int, n100: int
+def interleaved(
+    measures: dict[str, tuple[Callable[[], object], int]], blocks: int = 20
 ) -> dict[str, list[float]]:
+    """Time each callable ``n`` times, in ``blocks`` rounds taking turns, so that all of them
+    share the machine's noise (a burst of other work lands on each, not on whichever ran then)."""
+    out: dict[str, list[float]] = {name: [] for name in measures}
+    for _ in range(blocks):
+        for name, (fn, n) in measures.items():
+            out[name] += timed(fn, n // blocks)
+    return out
+
+
+def redis_floor(
+    address: tuple[str, int] | str, keys: list[str]
+) -> tuple[Callable[[], None], Callable[[], None], Callable[[], None]]:
     """A bare MGET over a raw socket (TCP, or unix-domain for a path): the round trip without
-    any client library (the floor)."""
+    any client library (the floor). Returns the 1-key and all-keys reads and a closer."""
 
     def command(names: list[str]) -> bytes:
         parts = [b"*%d\r\n$4\r\nMGET\r\n" % (len(names) + 1)]
@@ -290,13 +315,7 @@ def redis_floor(
     one, hundred = command(keys[:1]), command(keys)
     for _ in range(200):
         mget(one, 1)
-    try:
-        return {
-            f"{label}_floor_1_ms": timed(lambda: mget(one, 1), n1),
-            f"{label}_floor_100_ms": timed(lambda: mget(hundred, len(keys)), n100),
-        }
-    finally:
-        sock.close()
+    return (lambda: mget(one, 1)), (lambda: mget(hundred, len(keys))), sock.close
 
 
 def floor(data: Path, ids: list[int]) -> dict[str, list[float]]:
@@ -505,7 +524,8 @@ def redis_rounds(rounds: int, quick: bool, save: bool) -> None:
             f"127.0.0.1 (TCP) and its unix-domain socket. 10 float features, "
             f"{meta['entities']:,} entities; per round and transport 5,000 reads of 1 entity "
             "and 1,000 of 100, after a warm-up and gc.freeze(). Floor: a bare MGET of the same "
-            "keys over a raw socket of the same kind. Times in ms, median / p99.",
+            "keys over a raw socket of the same kind, timed in turns with ours (20 blocks) so "
+            "both share the machine's noise. Times in ms, median / p99.",
             "",
             "| round | transport | Mainspring, 1 entity | floor, 1 | Mainspring, 100 entities "
             "| floor, 100 | load after |",

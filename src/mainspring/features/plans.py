@@ -8,7 +8,7 @@ the on-demand views of a request: what they compute and which stored features th
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,18 @@ class Selection:
     """Features from one or more views, with their output column names."""
 
     parts: tuple[Part, ...]
+    #: The views' names, in order (computed once: the serving path reads it per request).
+    view_names: tuple[str, ...] = field(init=False)
+    #: The join keys of the views' entities, each once, in order.
+    join_keys: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        keys: dict[str, None] = {}
+        for part in self.parts:
+            for key, _ in part.keys:
+                keys[key] = None
+        object.__setattr__(self, "view_names", tuple(part.view.name for part in self.parts))
+        object.__setattr__(self, "join_keys", tuple(keys))
 
     def output_columns(self) -> list[str]:
         out: list[str] = []
@@ -52,18 +64,6 @@ class Selection:
             out.append(f"{part.view.name}__event_timestamp")
             out.append(f"{part.view.name}__found")
         return out
-
-    @property
-    def view_names(self) -> tuple[str, ...]:
-        return tuple(part.view.name for part in self.parts)
-
-    @property
-    def join_keys(self) -> tuple[str, ...]:
-        seen: dict[str, None] = {}
-        for part in self.parts:
-            for key, _ in part.keys:
-                seen[key] = None
-        return tuple(seen)
 
 
 def namespace_of(view: str, schema_digest: str) -> str:
