@@ -1,6 +1,6 @@
 """Define features, build a point-in-time-correct training set, train and register a model on it,
-materialize, and score an applicant with online features, one of them computed on demand from
-the amount the applicant asks for.
+materialize, and score an applicant with online features, two of them computed on demand from
+the amount the applicant asks for (the second from the first: a chain).
 
 Run: python examples/features_quickstart.py [PROJECT_DIR]
 """
@@ -33,6 +33,11 @@ def debt_service(columns: dict[str, Any]) -> dict[str, Any]:
 def affordability(columns: dict[str, Any]) -> dict[str, Any]:
     """An on-demand function: the request's amount against the stored income."""
     return {"amount_to_income": columns["amount"] / np.maximum(columns["income"], 1.0)}
+
+
+def burden_of(columns: dict[str, Any]) -> dict[str, Any]:
+    """A chained on-demand function: reads another on-demand view's output and a stored one."""
+    return {"burden": columns["amount_to_income"] / 12.0 + columns["debt_ratio"]}
 
 
 def main(directory: str) -> None:
@@ -74,11 +79,18 @@ def main(directory: str) -> None:
         function=affordability,
         inputs=["profile:income"],
     )
-    service = ms.FeatureService("credit", features=[profile, ratios, loan])
+    burden = ms.OnDemandFeatureView(
+        "burden",
+        context=[],
+        fields=[ms.Field("burden")],
+        function=burden_of,
+        inputs=[loan, "ratios:debt_ratio"],
+    )
+    service = ms.FeatureService("credit", features=[profile, ratios, loan, burden])
 
     with ms.Project.open(root) as project:
         features = project.features
-        for r in features.apply([customer, profile, ratios, loan, service], actor="alice"):
+        for r in features.apply([customer, profile, ratios, loan, burden, service], actor="alice"):
             print(f"applied {r.kind} {r.name} v{r.version}")
 
         # applications at random times, with the amount asked for (the request context);
@@ -96,7 +108,7 @@ def main(directory: str) -> None:
         frame = training.data
         print(f"training set: {len(frame)} rows, missing features: {training.missing}")
         known = frame[frame["profile__found"] & frame["ratios__found"]]
-        names = ["income", "debt", "debt_ratio", "amount_to_income"]
+        names = ["income", "debt", "debt_ratio", "amount_to_income", "burden"]
         x = known[names]
         y = (known["debt_ratio"] + rng.normal(0, 0.2, len(known)) > 0.4).astype(int)
         model = lgb.LGBMClassifier(n_estimators=20, verbose=-1).fit(x, y)
@@ -118,6 +130,10 @@ def main(directory: str) -> None:
         row = online.rows()[0]
         score = model.predict_proba(pd.DataFrame([row])[names])[0, 1]
         print(f"customer 7 online: {row} → P(risky) = {score:.3f}")
+        unknown = features.get_online_features(
+            "credit", [{"customer_id": 10_000}], context={"amount": 5_000.0}, now=end
+        )
+        print(f"an unknown customer: {unknown.rows()[0]}, found {unknown.found}")
 
         offline = features.get_historical_features(
             pd.DataFrame({"customer_id": [7], "event_timestamp": [end], "amount": [12_000.0]}),

@@ -12,6 +12,8 @@ Fixtures:
   fresh prefix of a bucket on the moto server
 - ``redis_url`` (function): ``redis://127.0.0.1:PORT/0`` of a session Redis server, emptied
   before the test
+- ``redis_unix_url`` (function): ``redis+unix:///…/redis.sock?db=0``, the same session Redis
+  server over its unix-domain socket, emptied before the test
 - ``durable_redis_server`` (function): a ``servers.RedisServer`` of the test's own with an
   append-only file, which the test may ``kill()`` and ``restart()``
 - ``promtool`` (session): the path of Prometheus's ``promtool``
@@ -60,6 +62,7 @@ SERVICE_FIXTURES = frozenset(
         "s3_url",
         "redis_server",
         "redis_url",
+        "redis_unix_url",
         "durable_redis_server",
         "promtool",
         "kafka_server",
@@ -168,6 +171,13 @@ def redis_url(redis_server: Any) -> str:
     """``redis://127.0.0.1:PORT/0``, emptied before the test."""
     redis_server.flush()
     return str(redis_server.url())
+
+
+@pytest.fixture
+def redis_unix_url(redis_server: Any) -> str:
+    """``redis+unix:///…/redis.sock?db=0`` of the session server, emptied before the test."""
+    redis_server.flush()
+    return str(redis_server.unix_url())
 
 
 @pytest.fixture

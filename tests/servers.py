@@ -426,6 +426,16 @@ class RedisServer:
     def url(self, db: int = 0) -> str:
         return f"redis://{HOST}:{self.port}/{db}"
 
+    @property
+    def socket_path(self) -> Path:
+        """The server's unix-domain socket (beside its TCP port)."""
+        assert self.workdir is not None, "socket_path needs a started server"
+        return self.workdir / "redis.sock"
+
+    def unix_url(self, db: int = 0) -> str:
+        """``redis+unix:///…/redis.sock?db=N``: the same server over its unix-domain socket."""
+        return f"redis+unix://{self.socket_path}?db={db}"
+
     def start(self) -> RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
@@ -452,6 +462,10 @@ class RedisServer:
                 "no",
                 "--protected-mode",
                 "yes",
+                "--unixsocket",
+                str(self.workdir / "redis.sock"),
+                "--unixsocketperm",
+                "700",
             ]
             self._args = args
             with log_path.open("wb") as log:

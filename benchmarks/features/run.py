@@ -10,13 +10,15 @@ Mainspring's dependencies.
 Run from the repository: .venv/bin/python benchmarks/features/run.py [--quick] [--record]
 
 --redis N runs only the Redis online reads, N rounds (no Feast): each round starts a fresh
-redis-server and reports Mainspring's 1- and 100-entity reads beside the floor, a bare MGET of
-the same keys over a raw socket in the same process (no client library).
+redis-server and reports Mainspring's 1- and 100-entity reads over TCP and over the server's
+unix-domain socket (redis+unix://), each beside its floor, a bare MGET of the same keys over a raw
+socket of the same kind in the same process (no client library).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -189,7 +191,10 @@ def redis_timings(
     hundred: list[dict[str, int]],
     redis_only: bool = False,
 ) -> dict[str, Any]:
-    """The same reads on a Redis online store (Debian's redis-server on 127.0.0.1), if present."""
+    """The same reads on a Redis online store (Debian's redis-server on 127.0.0.1), if present,
+    over TCP (``redis_*``) and over the server's unix-domain socket (``redis_unix_*``), each
+    beside its floor. The garbage collector's heap is frozen after the warm-up (``gc.freeze``),
+    as a serving process would after loading."""
     binary = shutil.which("redis-server")
     if binary is None:
         return {}
@@ -198,8 +203,23 @@ def redis_timings(
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    path = data / "redis.sock"
     server = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--unixsocket",
+            str(path),
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         stdout=subprocess.DEVNULL,
         cwd=data,
     )
@@ -210,28 +230,67 @@ def redis_timings(
                     break
             except OSError:
                 time.sleep(0.1)
-        store = mainspring_store(data, RedisOnlineStore(f"redis://127.0.0.1:{port}/0"))
-        store.materialize(end=end, full=True)
-        for _ in range(20):
-            store.get_online_features("bench", one, now=end)
         n1, n100 = (5000, 1000) if redis_only else (1000, 200)
-        result = {
-            "redis_1_ms": timed(lambda: store.get_online_features("bench", one, now=end), n1),
-            "redis_100_ms": timed(
-                lambda: store.get_online_features("bench", hundred, now=end), n100
-            ),
-        }
-        namespace = store.selection("bench").parts[0].namespace
-        keys = [f"mainspring:online:{namespace}\x1e{e['customer_id']}" for e in hundred]
-        result.update(redis_floor(port, keys, n1, n100))
+        result: dict[str, Any] = {}
+        for label, url, address in (
+            ("redis", f"redis://127.0.0.1:{port}/0", ("127.0.0.1", port)),
+            ("redis_unix", f"redis+unix://{path}?db=0", str(path)),
+        ):
+            store = mainspring_store(data, RedisOnlineStore(url))
+            if label == "redis":
+                store.materialize(end=end, full=True)
+            for _ in range(200):
+                store.get_online_features("bench", one, now=end)
+                store.get_online_features("bench", hundred, now=end)
+            namespace = store.selection("bench").parts[0].namespace
+            keys = [f"mainspring:online:{namespace}\x1e{e['customer_id']}" for e in hundred]
+            floor_1, floor_100, close = redis_floor(address, keys)
+            gc.collect()
+            gc.freeze()
+            try:
+                result.update(
+                    interleaved(
+                        {
+                            f"{label}_1_ms": (
+                                lambda s=store: s.get_online_features("bench", one, now=end),
+                                n1,
+                            ),
+                            f"{label}_floor_1_ms": (floor_1, n1),
+                            f"{label}_100_ms": (
+                                lambda s=store: s.get_online_features("bench", hundred, now=end),
+                                n100,
+                            ),
+                            f"{label}_floor_100_ms": (floor_100, n100),
+                        }
+                    )
+                )
+            finally:
+                close()
+            gc.unfreeze()
+            store.online.close()
         return result
     finally:
         server.terminate()
         server.wait(10)
 
 
-def redis_floor(port: int, keys: list[str], n1: int, n100: int) -> dict[str, list[float]]:
-    """A bare MGET over a raw socket: the round trip without any client library (the floor)."""
+def interleaved(
+    measures: dict[str, tuple[Callable[[], object], int]], blocks: int = 20
+) -> dict[str, list[float]]:
+    """Time each callable ``n`` times, in ``blocks`` rounds taking turns, so that all of them
+    share the machine's noise (a burst of other work lands on each, not on whichever ran then)."""
+    out: dict[str, list[float]] = {name: [] for name in measures}
+    for _ in range(blocks):
+        for name, (fn, n) in measures.items():
+            out[name] += timed(fn, n // blocks)
+    return out
+
+
+def redis_floor(
+    address: tuple[str, int] | str, keys: list[str]
+) -> tuple[Callable[[], None], Callable[[], None], Callable[[], None]]:
+    """A bare MGET over a raw socket (TCP, or unix-domain for a path): the round trip without
+    any client library (the floor). Returns the 1-key and all-keys reads and a closer."""
 
     def command(names: list[str]) -> bytes:
         parts = [b"*%d\r\n$4\r\nMGET\r\n" % (len(names) + 1)]
@@ -240,8 +299,12 @@ def redis_floor(port: int, keys: list[str], n1: int, n100: int) -> dict[str, lis
             parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
         return b"".join(parts)
 
-    sock = socket.create_connection(("127.0.0.1", port))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if isinstance(address, str):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(address)
+    else:
+        sock = socket.create_connection(address)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def mget(packed: bytes, replies: int) -> None:
         sock.sendall(packed)
@@ -250,15 +313,9 @@ def redis_floor(port: int, keys: list[str], n1: int, n100: int) -> dict[str, lis
             buffer += sock.recv(1 << 16)
 
     one, hundred = command(keys[:1]), command(keys)
-    for _ in range(20):
+    for _ in range(200):
         mget(one, 1)
-    try:
-        return {
-            "redis_floor_1_ms": timed(lambda: mget(one, 1), n1),
-            "redis_floor_100_ms": timed(lambda: mget(hundred, len(keys)), n100),
-        }
-    finally:
-        sock.close()
+    return (lambda: mget(one, 1)), (lambda: mget(hundred, len(keys))), sock.close
 
 
 def floor(data: Path, ids: list[int]) -> dict[str, list[float]]:
@@ -363,7 +420,12 @@ def main() -> None:
             f"| {statistics.median(fe_on[key]) / statistics.median(ms_on[key]):.1f}x faster, "
             f"{statistics.median(ms_on[key]) / statistics.median(base[key]):.1f}x the floor |"
         )
-    for label, key in (("1 entity", "redis_1_ms"), ("100 entities", "redis_100_ms")):
+    for label, key in (
+        ("1 entity", "redis_1_ms"),
+        ("100 entities", "redis_100_ms"),
+        ("unix socket, 1 entity", "redis_unix_1_ms"),
+        ("unix socket, 100 entities", "redis_unix_100_ms"),
+    ):
         if key in ms_on:
             rows.append(
                 f"| online on Redis, {label} | {statistics.median(ms_on[key]):.3f} / "
@@ -444,23 +506,30 @@ def redis_rounds(rounds: int, quick: bool, save: bool) -> None:
         me = [sys.executable, str(Path(__file__).resolve()), "--side"]
         for i in range(rounds):
             r = child(Path(me[0]), [*me[1:], "redis", str(data)], data / f"r{i}.json")
-            cells = []
-            for key in ("redis_1_ms", "redis_floor_1_ms", "redis_100_ms", "redis_floor_100_ms"):
-                cells.append(f"{statistics.median(r[key]):.3f} / {p(r[key], 99):.3f}")
-            rows.append(f"| {i + 1} | {' | '.join(cells)} | {os.getloadavg()[0]:.1f} |")
+            for label in ("redis", "redis_unix"):
+                cells = []
+                for key in ("1_ms", "floor_1_ms", "100_ms", "floor_100_ms"):
+                    values = r[f"{label}_{key}"]
+                    cells.append(f"{statistics.median(values):.3f} / {p(values, 99):.3f}")
+                over = "TCP" if label == "redis" else "unix socket"
+                rows.append(
+                    f"| {i + 1} | {over} | {' | '.join(cells)} | {os.getloadavg()[0]:.1f} |"
+                )
     report = "\n".join(
         [
             f"## Feature store, Redis online reads — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
             "",
             f"Machine: {machine()}. redis-py {redis.__version__}, hiredis "
             f"{'yes' if redis.utils.HIREDIS_AVAILABLE else 'no'}; Debian's redis-server on "
-            f"127.0.0.1. 10 float features, {meta['entities']:,} entities; per round 5,000 "
-            "reads of 1 entity and 1,000 of 100. Floor: a bare MGET of the same keys over a raw "
-            "socket. Times in ms, median / p99.",
+            f"127.0.0.1 (TCP) and its unix-domain socket. 10 float features, "
+            f"{meta['entities']:,} entities; per round and transport 5,000 reads of 1 entity "
+            "and 1,000 of 100, after a warm-up and gc.freeze(). Floor: a bare MGET of the same "
+            "keys over a raw socket of the same kind, timed in turns with ours (20 blocks) so "
+            "both share the machine's noise. Times in ms, median / p99.",
             "",
-            "| round | Mainspring, 1 entity | floor, 1 | Mainspring, 100 entities | floor, 100 "
-            "| load after |",
-            "|---|---|---|---|---|---|",
+            "| round | transport | Mainspring, 1 entity | floor, 1 | Mainspring, 100 entities "
+            "| floor, 100 | load after |",
+            "|---|---|---|---|---|---|---|",
             *rows,
             "",
         ]

@@ -126,7 +126,7 @@ class Settings:
     artifacts: str
     s3: S3Settings = field(default_factory=S3Settings)
     api: ApiSettings = field(default_factory=ApiSettings)
-    #: The online feature store (``sqlite:///…``, ``redis://…``, ``memory://``).
+    #: The online feature store (``sqlite:///…``, ``redis://…``, ``redis+unix://…``, ``memory://``).
     online: str = ""
     #: The event log: ``sqlite:///path`` (embedded), ``kafka://host:port``,
     #: ``redis+streams://host:port/db`` or ``memory://``.

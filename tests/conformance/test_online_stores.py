@@ -1,4 +1,5 @@
-"""One suite over every online store: SQLite (file and in memory), Redis and the in-memory twin."""
+"""One suite over every online store: SQLite (file and in memory), Redis (over TCP and over its
+unix-domain socket) and the in-memory twin."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ from hypothesis import strategies as st
 from mainspring.errors import ConfigError
 from mainspring.storage import OnlineStore, open_online_store
 
-BACKENDS = ["memory", "sqlite", "sqlite-memory", pytest.param("redis", marks=pytest.mark.service)]
+BACKENDS = [
+    "memory",
+    "sqlite",
+    "sqlite-memory",
+    pytest.param("redis", marks=pytest.mark.service),
+    pytest.param("redis-unix", marks=pytest.mark.service),
+]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -24,6 +31,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStor
         url = f"sqlite:///{tmp_path / 'online.db'}"
     elif request.param == "sqlite-memory":
         url = "sqlite://"
+    elif request.param == "redis-unix":
+        url = request.getfixturevalue("redis_unix_url")
     else:
         url = request.getfixturevalue("redis_url")
     opened = open_online_store(url)

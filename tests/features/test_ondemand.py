@@ -227,7 +227,8 @@ def test_inputs_read_only_for_the_function_are_not_returned(project: Project) ->
         {"amount": 50.0, "channel": "web"},
         now=end,
     )
-    assert list(every.values) == ["amount_to_income"] and every.found == {}
+    assert list(every.values) == ["amount_to_income"] and list(every.found) == ["pricing"]
+    assert every.found["pricing"] == [v is not None for v in every.values["amount_to_income"]]
     known = next(i for i, v in enumerate(every.values["amount_to_income"]) if v is not None)
     training = store.get_historical_features(
         pd.DataFrame(
@@ -241,11 +242,13 @@ def test_inputs_read_only_for_the_function_are_not_returned(project: Project) ->
         "amount",
         "channel",
         "amount_to_income",
+        "pricing__found",
         "fee",
+        "fees__found",
     ]
     assert training.data["amount_to_income"][0] == every.values["amount_to_income"][known]
     assert training.feature_views == ("profile@v1", "pricing@v1", "fees@v1")
-    assert training.missing == {}
+    assert training.missing == {"pricing": 0, "fees": 0}
 
 
 def test_context_only_view(project: Project) -> None:

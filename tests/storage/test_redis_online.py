@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -85,5 +86,83 @@ def test_a_forked_child_reads_on_its_own_connection(redis_url: str) -> None:
             assert os.read(reader, 2) == b"ok"
             os.close(reader)
             os.waitpid(pid, 0)
+    finally:
+        store.close()
+
+
+def test_the_unix_socket_reaches_the_same_server(redis_url: str, redis_unix_url: str) -> None:
+    from mainspring.storage import open_online_store
+
+    over_tcp = RedisOnlineStore(redis_url)
+    plain_unix = redis_unix_url.replace("redis+unix://", "unix://")
+    stores = [open_online_store(redis_unix_url), open_online_store(plain_unix)]
+    try:
+        over_tcp.write("v", [("a", 5, b"tcp")])
+        for store in stores:
+            assert store.url.endswith("redis.sock?db=0")
+            assert store.read([("v", "a"), ("v", "b")]) == [(5, b"tcp"), None]
+        stores[0].write("v", [("b", 6, b"unix")])
+        assert over_tcp.read([("v", "b")]) == [(6, b"unix")]
+        with pytest.raises(StorageError, match="failed a read"):
+            broken = RedisOnlineStore("redis+unix:///nonexistent/redis.sock?db=0")
+            try:
+                broken.read([("v", "a")])
+            finally:
+                broken.close()
+    finally:
+        over_tcp.close()
+        for store in stores:
+            store.close()
+
+
+def test_reads_select_the_database_of_the_url(redis_server: Any) -> None:
+    redis_server.flush()
+    zero, one = RedisOnlineStore(redis_server.url(0)), RedisOnlineStore(redis_server.unix_url(1))
+    one_over_tcp = RedisOnlineStore(redis_server.url(1))
+    try:
+        one.write("v", [("a", 1, b"db1")])
+        assert one.read([("v", "a")]) == [(1, b"db1")]
+        assert zero.read([("v", "a")]) == [None]
+        assert one_over_tcp.read([("v", "a")]) == [(1, b"db1")]
+    finally:
+        for store in (zero, one, one_over_tcp):
+            store.close()
+
+
+def test_reads_authenticate_with_the_password_of_the_url(durable_redis_server: Any) -> None:
+    import redis
+
+    admin = redis.Redis.from_url(durable_redis_server.url())
+    admin.config_set("requirepass", "s3cret")
+    admin.close()
+    url = durable_redis_server.url().replace("redis://", "redis://:s3cret@")
+    store = RedisOnlineStore(url)
+    try:
+        store.write("v", [("a", 1, b"x")])
+        assert store.read([("v", "a")]) == [(1, b"x")]
+    finally:
+        store.close()
+    wrong = RedisOnlineStore(url.replace("s3cret", "wrong"))
+    try:
+        with pytest.raises(StorageError, match="failed a read"):
+            wrong.read([("v", "a")])
+    finally:
+        wrong.close()
+
+
+def test_what_the_lean_connection_does_not_speak_goes_through_redis_py(redis_url: str) -> None:
+    import redis.connection
+
+    from mainspring.storage.redisreads import LeanConnection
+
+    plain, unix = redis.connection.Connection, redis.connection.UnixDomainSocketConnection
+    assert LeanConnection.serves(plain, {"host": "h"})
+    assert LeanConnection.serves(unix, {"path": "/p"})
+    assert not LeanConnection.serves(redis.connection.SSLConnection, {"host": "h"})
+    assert not LeanConnection.serves(plain, {"host": "h", "protocol": 3})
+    store = RedisOnlineStore(redis_url + "?protocol=3")  # RESP3: redis-py's connection reads
+    try:
+        store.write("v", [("a", 1, b"x")])
+        assert store.read([("v", "a"), ("v", "b")]) == [(1, b"x"), None]
     finally:
         store.close()

@@ -7,7 +7,7 @@ the context columns of the entity frame.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,24 +44,69 @@ def entities_only(
     return OnlineFeatures(listed, {}, {}, {})
 
 
+def evaluate(
+    plan: Plan,
+    context: Mapping[str, list[Any]],
+    stored: Callable[[str], list[Any]],
+    found: Callable[[str], list[bool]],
+    rows: int,
+) -> tuple[dict[str, dict[str, list[Any]]], dict[str, list[bool]]]:
+    """Run the on-demand views of ``plan`` in dependency order: the one code path of training
+    sets and serving requests.
+
+    ``stored(feature)`` gives a stored input column and ``found(view)`` a stored view's flags.
+    A row with a missing input (its view's or upstream on-demand view's flag is false) gets
+    ``None`` outputs and a false flag, and the function does not see it, unless the view
+    ``handles_missing``. Returns (view → feature → values, view → found flags)."""
+    outputs: dict[str, dict[str, list[Any]]] = {}
+    flags: dict[str, list[bool]] = {}
+    for part in plan.ondemand:
+        view = part.view
+        given = {f.name: context[f.name] for f in view.context}
+        for (name, _), source in zip(part.inputs, part.sources, strict=True):
+            given[name] = outputs[source][name] if source in outputs else stored(name)
+        ok = [True] * rows
+        if not view.handles_missing:
+            for source in dict.fromkeys(part.sources):
+                upstream = flags[source] if source in flags else found(source)
+                ok = [a and b for a, b in zip(ok, upstream, strict=True)]
+        if all(ok):
+            produced = ondemand.compute(view, given, rows, dict(part.inputs))
+        else:
+            keep = [i for i, flag in enumerate(ok) if flag]
+            subset = {name: [column[i] for i in keep] for name, column in given.items()}
+            some = ondemand.compute(view, subset, len(keep), dict(part.inputs))
+            produced = {}
+            for name, values in some.items():
+                column: list[Any] = [None] * rows
+                for i, value in zip(keep, values, strict=True):
+                    column[i] = value
+                produced[name] = column
+        outputs[view.name] = produced
+        flags[view.name] = ok
+    return outputs, flags
+
+
 def with_online(plan: Plan, result: OnlineFeatures, context: Context | None) -> OnlineFeatures:
-    """``result`` (the stored features of ``plan.selection``) with the on-demand features added
-    and the input-only features removed."""
+    """``result`` (the stored features of ``plan.selection``) with the on-demand features and
+    their found flags added, and the input-only features removed."""
     rows = len(result.entities)
     columns = context_columns(plan, context, rows)
+    outputs, flags = evaluate(
+        plan, columns, result.values.__getitem__, result.found.__getitem__, rows
+    )
     values = {k: v for k, v in result.values.items() if k not in plan.hidden}
-    for part in plan.ondemand:
-        given = {f.name: columns[f.name] for f in part.view.context}
-        given.update({name: result.values[name] for name, _ in part.inputs})
-        produced = ondemand.compute(part.view, given, rows, dict(part.inputs))
-        for name in part.features:
-            values[name] = produced[name]
     hidden = set(plan.hidden_views)
+    found = {k: v for k, v in result.found.items() if k not in hidden}
+    for part in plan.returned:
+        for name in part.features:
+            values[name] = outputs[part.view.name][name]
+        found[part.view.name] = flags[part.view.name]
     return OnlineFeatures(
         result.entities,
         values,
         {k: v for k, v in result.event_micros.items() if k not in hidden},
-        {k: v for k, v in result.found.items() if k not in hidden},
+        found,
     )
 
 
@@ -87,8 +132,8 @@ def check_context_columns(plan: Plan, table: pa.Table) -> None:
                 f"on-demand feature view {view!r}: context column {name!r} has missing values",
                 field=name,
             )
-    for part in plan.ondemand:
-        for name in part.features:
+    for part in plan.returned:
+        for name in (*part.features, f"{part.view.name}__found"):
             if name in table.column_names:
                 raise InvalidInputError(
                     f"the entity frame already has a column {name!r}, which on-demand feature "
@@ -98,9 +143,9 @@ def check_context_columns(plan: Plan, table: pa.Table) -> None:
 
 
 def with_offline(plan: Plan, table: pa.Table) -> pa.Table:
-    """A joined training table with the on-demand columns added and input-only columns removed."""
+    """A joined training table with the on-demand columns (and ``<view>__found`` flags) added
+    and input-only columns removed."""
     pa = arrow()
-    rows = table.num_rows
     cache: dict[str, list[Any]] = {}
 
     def values(name: str) -> list[Any]:
@@ -108,19 +153,21 @@ def with_offline(plan: Plan, table: pa.Table) -> pa.Table:
             cache[name] = table.column(name).to_pylist()
         return cache[name]
 
-    added: dict[str, Any] = {}
-    for part in plan.ondemand:
-        given = {f.name: values(f.name) for f in part.view.context}
-        given.update({name: values(name) for name, _ in part.inputs})
-        produced = ondemand.compute(part.view, given, rows, dict(part.inputs))
-        for name in part.features:
-            added[name] = pa.array(produced[name], type=arrow_type(part.view.field(name).dtype))
+    context = {name: values(name) for name in plan.context_fields}
+    outputs, flags = evaluate(
+        plan, context, values, lambda view: values(f"{view}__found"), table.num_rows
+    )
     drop = set(plan.hidden)
     for view in plan.hidden_views:
         drop.update((f"{view}__event_timestamp", f"{view}__found"))
     table = table.drop_columns([c for c in table.column_names if c in drop])
-    for name, column in added.items():
-        table = table.append_column(name, column)
+    for part in plan.returned:
+        for name in part.features:
+            dtype = arrow_type(part.view.field(name).dtype)
+            table = table.append_column(name, pa.array(outputs[part.view.name][name], type=dtype))
+        table = table.append_column(
+            f"{part.view.name}__found", pa.array(flags[part.view.name], type=pa.bool_())
+        )
     return table
 
 

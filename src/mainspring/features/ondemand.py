@@ -77,18 +77,26 @@ class OnDemandFeatureView:
     """Features computed at request time from ``context`` values and other views' features.
 
     ``context`` lists the typed request values the function needs; ``inputs`` names features of
-    other views (a :class:`FeatureView`, ``"view"`` or ``"view:feature"``), passed to the function
-    under their feature names; ``fields`` are the typed outputs.
+    other views (a :class:`FeatureView`, an ``OnDemandFeatureView``, ``"view"`` or
+    ``"view:feature"``), passed to the function under their feature names; ``fields`` are the
+    typed outputs. An input may be another on-demand view's output: views are computed in
+    dependency order, and a cycle is refused at ``apply``.
+
+    A row whose inputs are missing (an unknown entity, a row past its TTL, an on-demand input
+    that is itself missing) gets null outputs and ``found = False``, and the function does not
+    see it; with ``handles_missing=True`` the function gets every row, missing inputs as ``NaN``
+    (``None`` for strings and booleans), and its outputs count as found.
     """
 
     name: str
     context: Sequence[Field]
     fields: Sequence[Field]
     function: Transformation
-    inputs: Sequence[FeatureView | str] = ()
+    inputs: Sequence[FeatureView | OnDemandFeatureView | str] = ()
     owner: str = ""
     description: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
+    handles_missing: bool = False
 
     def __post_init__(self) -> None:
         _name(self.name, "on_demand_view.name")
@@ -109,7 +117,9 @@ class OnDemandFeatureView:
             seen.add(f.name)
         inputs = tuple(self.inputs)
         for item in inputs:
-            if not isinstance(item, FeatureView) and not (isinstance(item, str) and item):
+            if not isinstance(item, FeatureView | OnDemandFeatureView) and not (
+                isinstance(item, str) and item
+            ):
                 raise InvalidInputError(
                     f"{where}: input {item!r} is not a feature view or a 'view:feature' reference",
                     field="inputs",
@@ -120,6 +130,10 @@ class OnDemandFeatureView:
                 field="context",
             )
         _check_function(self.function, where)
+        if not isinstance(self.handles_missing, bool):
+            raise InvalidInputError(
+                f"{where}: handles_missing must be True or False", field="handles_missing"
+            )
         tags = dict(self.tags)
         for key, value in tags.items():
             check_name(str(key), field=f"tags.{key}")
@@ -138,7 +152,12 @@ class OnDemandFeatureView:
 
     @property
     def input_refs(self) -> tuple[str, ...]:
-        return tuple(i.name if isinstance(i, FeatureView) else i for i in self.inputs)
+        return tuple(i if isinstance(i, str) else i.name for i in self.inputs)
+
+    @property
+    def input_views(self) -> tuple[str, ...]:
+        """The names of the views the inputs come from, once each, in order."""
+        return tuple(dict.fromkeys(ref.partition(":")[0] for ref in self.input_refs))
 
     def field(self, name: str) -> Field:
         for f in self.fields:
@@ -158,7 +177,7 @@ class OnDemandFeatureView:
         }
 
     def to_dict(self) -> JSON:
-        return {
+        out: JSON = {
             "name": self.name,
             "context": [f.to_dict() for f in self.context],
             "fields": [f.to_dict() for f in self.fields],
@@ -168,6 +187,9 @@ class OnDemandFeatureView:
             "description": self.description,
             "tags": dict(self.tags),
         }
+        if self.handles_missing:  # only when set: earlier definitions keep their digests
+            out["handles_missing"] = True
+        return out
 
     def breaking_changes(self, before: Mapping[str, Any]) -> list[str]:
         """How this definition breaks consumers of ``before`` (a stored ``to_dict``)."""
@@ -186,6 +208,8 @@ class OnDemandFeatureView:
             changes.append("the inputs change")
         if before["function"]["digest"] != transformation_digest(self.function):
             changes.append("the function changes")
+        if bool(before.get("handles_missing", False)) != self.handles_missing:
+            changes.append("rows with missing inputs are handled differently")
         return changes
 
 
@@ -204,6 +228,7 @@ def view_from_dict(data: Mapping[str, Any], function: Transformation) -> OnDeman
         owner=data.get("owner", ""),
         description=data.get("description", ""),
         tags=dict(data.get("tags", {})),
+        handles_missing=bool(data.get("handles_missing", False)),
     )
 
 

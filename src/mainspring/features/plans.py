@@ -8,7 +8,7 @@ the on-demand views of a request: what they compute and which stored features th
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,18 @@ class Selection:
     """Features from one or more views, with their output column names."""
 
     parts: tuple[Part, ...]
+    #: The views' names, in order (computed once: the serving path reads it per request).
+    view_names: tuple[str, ...] = field(init=False)
+    #: The join keys of the views' entities, each once, in order.
+    join_keys: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        keys: dict[str, None] = {}
+        for part in self.parts:
+            for key, _ in part.keys:
+                keys[key] = None
+        object.__setattr__(self, "view_names", tuple(part.view.name for part in self.parts))
+        object.__setattr__(self, "join_keys", tuple(keys))
 
     def output_columns(self) -> list[str]:
         out: list[str] = []
@@ -52,18 +64,6 @@ class Selection:
             out.append(f"{part.view.name}__event_timestamp")
             out.append(f"{part.view.name}__found")
         return out
-
-    @property
-    def view_names(self) -> tuple[str, ...]:
-        return tuple(part.view.name for part in self.parts)
-
-    @property
-    def join_keys(self) -> tuple[str, ...]:
-        seen: dict[str, None] = {}
-        for part in self.parts:
-            for key, _ in part.keys:
-                seen[key] = None
-        return tuple(seen)
 
 
 def namespace_of(view: str, schema_digest: str) -> str:
@@ -136,13 +136,16 @@ def select(
 
 @dataclass(frozen=True, slots=True)
 class OnDemandPart:
-    """The features taken from one on-demand view and the input features it reads."""
+    """One on-demand view of a plan: the features taken from it and the inputs it reads."""
 
     view: OnDemandFeatureView
     version: int
+    #: Features returned (empty for a view computed only as another's input).
     features: tuple[str, ...]
     #: (feature name, dtype) of each input feature, as passed to the function.
     inputs: tuple[tuple[str, str], ...]
+    #: The view each input comes from (a stored view or an earlier on-demand view of the plan).
+    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,13 +154,15 @@ class Plan:
 
     ``selection`` holds the requested stored features plus the inputs of on-demand views;
     ``hidden`` are feature columns read only as inputs and ``hidden_views`` views read only for
-    inputs: neither is returned.
+    inputs: neither is returned. ``ondemand`` is in dependency order (a view after the on-demand
+    views it reads); ``shown`` names the on-demand views returned, in request order.
     """
 
     selection: Selection
     ondemand: tuple[OnDemandPart, ...] = ()
     hidden: tuple[str, ...] = ()
     hidden_views: tuple[str, ...] = ()
+    shown: tuple[str, ...] = ()
 
     @property
     def context_fields(self) -> dict[str, tuple[str, str]]:
@@ -171,6 +176,12 @@ class Plan:
     @property
     def refs(self) -> tuple[str, ...]:
         return tuple(f"{p.view.name}@v{p.version}" for p in self.ondemand)
+
+    @property
+    def returned(self) -> tuple[OnDemandPart, ...]:
+        """The on-demand parts whose features are returned, in request order."""
+        by_name = {p.view.name: p for p in self.ondemand}
+        return tuple(by_name[name] for name in self.shown)
 
 
 def split(
@@ -194,6 +205,47 @@ def split(
     return stored, taken
 
 
+def dependency_order(reads: Mapping[str, Sequence[str]]) -> list[str]:
+    """On-demand views (name → the on-demand views it reads) in an order where each comes after
+    those it reads; a cycle is refused, naming its views."""
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1: being visited, 2: done
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = [*path[path.index(name) :], name]
+            raise InvalidInputError(
+                f"on-demand feature views {' -> '.join(repr(n) for n in cycle)} read each other "
+                "in a cycle; an on-demand view may read another's outputs only if that one does "
+                "not depend on it",
+                field=f"{cycle[0]}.inputs",
+            )
+        state[name] = 1
+        for used in reads.get(name, ()):
+            if used in reads:
+                visit(used, [*path, name])
+        state[name] = 2
+        order.append(name)
+
+    for name in reads:
+        visit(name, [])
+    return order
+
+
+def closure(names: Sequence[str], reads: Mapping[str, Sequence[str]]) -> list[str]:
+    """``names`` and every on-demand view they read, directly or not."""
+    seen: dict[str, None] = {}
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen[name] = None
+            todo.extend(n for n in reads.get(name, ()) if n in reads)
+    return list(seen)
+
+
 def make_plan(
     refs: Sequence[str],
     views: Mapping[str, OnDemandFeatureView],
@@ -201,9 +253,17 @@ def make_plan(
     registered: dict[str, tuple[FeatureView, int, str]],
 ) -> Plan:
     """Resolve ``refs`` naming stored views (``registered``: name → (view, version, namespace))
-    and on-demand ``views`` into what to read and what to compute."""
+    and on-demand ``views`` (those named and those they read) into what to read and compute."""
     stored_refs, taken = split(refs, views)
-    inputs = [ref for name in taken for ref in views[name].input_refs]
+    reads = {name: view.input_views for name, view in views.items()}
+    needed = set(closure(list(taken), reads))
+    order = [name for name in dependency_order(reads) if name in needed]
+    inputs = [
+        ref
+        for name in order
+        for ref in views[name].input_refs
+        if ref.partition(":")[0] not in views
+    ]
     wanted = select(tuple(stored_refs), registered) if stored_refs else None
     everything = (
         select((*stored_refs, *inputs), registered) if stored_refs or inputs else Selection(())
@@ -213,11 +273,10 @@ def make_plan(
     hidden_views = tuple(
         p.view.name for p in everything.parts if f"{p.view.name}__found" not in shown
     )
-    available = {p.view.name: p.view for p in everything.parts}
+    outputs = outputs_of({name: view for name, (view, _, _) in registered.items()})
+    outputs.update(outputs_of(views))
     owners = {c: p.view.name for p in everything.parts for c in p.columns if c in shown}
-    parts = []
     for name, features in taken.items():
-        view = views[name]
         for f in features:
             if f in owners:
                 raise InvalidInputError(
@@ -226,46 +285,78 @@ def make_plan(
                     field=f"{name}:{f}",
                 )
             owners[f] = name
-        types = input_types(view, available)
-        parts.append(OnDemandPart(view, versions[name], tuple(features), types))
-    return Plan(everything, tuple(parts), hidden, hidden_views)
+    parts = []
+    for name in order:
+        typed = input_types(views[name], outputs, set(views))
+        parts.append(
+            OnDemandPart(
+                views[name],
+                versions[name],
+                tuple(taken.get(name, ())),
+                tuple((n, t) for n, t, _ in typed),
+                tuple(source for _, _, source in typed),
+            )
+        )
+    return Plan(everything, tuple(parts), hidden, hidden_views, tuple(taken))
 
 
 def input_types(
-    view: OnDemandFeatureView, views: Mapping[str, FeatureView]
-) -> tuple[tuple[str, str], ...]:
-    """(feature, dtype) of each input of ``view``, resolved against ``views``."""
-    out: dict[str, str] = {}
+    view: OnDemandFeatureView,
+    outputs: Mapping[str, Mapping[str, str]],
+    ondemand: set[str] | frozenset[str] = frozenset(),
+) -> tuple[tuple[str, str, str], ...]:
+    """(feature, dtype, source view) of each input of ``view``, resolved against ``outputs``
+    (view name → its features and their dtypes; ``ondemand`` names the on-demand ones)."""
+    out: dict[str, tuple[str, str]] = {}
     context = {f.name for f in view.context}
     for ref in view.input_refs:
         name, _, feature = ref.partition(":")
-        source = views.get(name)
+        source = outputs.get(name)
         if source is None:
             raise InvalidInputError(
                 f"on-demand feature view {view.name!r} reads feature view {name!r}, which is "
-                f"not registered; registered views: {', '.join(sorted(views)) or 'none'}",
+                "not registered (as a feature view or an on-demand feature view); registered: "
+                f"{', '.join(sorted(outputs)) or 'none'}. Apply it too, or fix the input",
                 field=f"{view.name}.inputs",
             )
-        for n in [feature] if feature else list(source.feature_names):
-            dtype = source.field(n).dtype
-            if n in context or n in view.feature_names or out.get(n, dtype) != dtype:
+        for n in [feature] if feature else list(source):
+            if n not in source:
+                kind = "on-demand feature view" if name in ondemand else "feature view"
+                raise InvalidInputError(
+                    f"{kind} {name!r} has no feature {n!r} (an input of on-demand feature "
+                    f"view {view.name!r}); it has: {', '.join(source)}",
+                    field=f"{view.name}.inputs",
+                )
+            dtype = source[n]
+            if out.get(n) == (dtype, name):
+                continue  # named twice from the same view
+            if n in context or n in view.feature_names or n in out:
                 raise InvalidInputError(
                     f"on-demand feature view {view.name!r}: input feature {n!r} (of {name!r}) "
                     "has the name of a context field, an output or another input; rename one",
                     field=f"{view.name}.inputs",
                 )
-            out[n] = dtype
-    return tuple(out.items())
+            out[n] = (dtype, name)
+    return tuple((n, t, source) for n, (t, source) in out.items())
+
+
+def outputs_of(views: Mapping[str, FeatureView | OnDemandFeatureView]) -> dict[str, dict[str, str]]:
+    """View name → its features and their dtypes."""
+    return {name: {f.name: f.dtype for f in view.fields} for name, view in views.items()}
 
 
 def check_ondemand(
-    view: OnDemandFeatureView, views: Mapping[str, FeatureView], *, run: bool
+    view: OnDemandFeatureView,
+    outputs: Mapping[str, Mapping[str, str]],
+    ondemand: set[str] | frozenset[str] = frozenset(),
+    *,
+    run: bool,
 ) -> None:
-    """Validate inputs against registered ``views`` and, with ``run``, try the function on two
-    sample rows (its outputs must be the declared fields with their types)."""
-    inputs = input_types(view, views)
+    """Validate inputs against ``outputs`` (see :func:`input_types`) and, with ``run``, try the
+    function on two sample rows (its outputs must be the declared fields with their types)."""
+    inputs = input_types(view, outputs, ondemand)
     if run:
         columns = {f.name: [sample_value(f.dtype)] * 2 for f in view.context}
-        columns.update({n: [sample_value(t)] * 2 for n, t in inputs})
+        columns.update({n: [sample_value(t)] * 2 for n, t, _ in inputs})
         with np.errstate(all="ignore"):
-            compute(view, columns, 2, dict(inputs))
+            compute(view, columns, 2, {n: t for n, t, _ in inputs})

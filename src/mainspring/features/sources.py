@@ -63,6 +63,35 @@ def remote_schemes(views: Iterable[FeatureView]) -> set[str]:
     }
 
 
+class RemoteFilesystems:
+    """fsspec filesystems for remote sources (``s3://``), created once, on first use, with the
+    project's ``options`` (endpoint_url, key, secret...)."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+        self._opened: dict[str, Any] = {}
+
+    def of(self, views: Iterable[FeatureView]) -> list[Any]:
+        """The filesystems that the sources of ``views`` need."""
+        out = []
+        for scheme in sorted(remote_schemes(views)):
+            if scheme not in self._opened:
+                if scheme not in ("s3", "s3a"):
+                    raise InvalidInputError(
+                        f"sources under {scheme}:// are not supported; use local paths or s3://",
+                        field="source.path",
+                    )
+                try:
+                    import s3fs
+                except ImportError:
+                    raise MissingDependencyError(
+                        "s3fs", extra="s3", purpose="Feature sources on S3"
+                    ) from None
+                self._opened[scheme] = s3fs.S3FileSystem(**self.options)
+            out.append(self._opened[scheme])
+        return out
+
+
 def source_sql(view: FeatureView, base_dir: Path) -> str:
     """The FROM-clause expression that reads a view's source."""
     source = view.source

@@ -7,7 +7,6 @@ Definitions are versioned in the metadata store; each change is an entry of the 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -15,68 +14,29 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mainspring.errors import (
-    GovernanceError,
-    InvalidInputError,
-    MissingDependencyError,
-    NotFoundError,
-)
-from mainspring.features import catalog, computed, ondemand
+from mainspring.errors import InvalidInputError
+from mainspring.features import applying, catalog, computed
+from mainspring.features.applying import Definition
 from mainspring.features.catalog import Materialization, Registered
 from mainspring.features.computed import Context
-from mainspring.features.definition_file import DEFAULT_FILE, load_definitions
-from mainspring.features.definitions import (
-    Entity,
-    FeatureService,
-    FeatureView,
-    StreamSource,
-    transformation_digest,
-    view_from_dict,
-)
-from mainspring.features.frames import TS, feature_table, to_arrow
+from mainspring.features.definitions import FeatureView, StreamSource
+from mainspring.features.frames import feature_table, to_arrow
+from mainspring.features.loaded import LoadedCode
+from mainspring.features.materializing import materialize_view
 from mainspring.features.metrics import FeatureMetrics
 from mainspring.features.ondemand import OnDemandFeatureView
-from mainspring.features.online import (
-    OnlineFeatures,
-    check_unique,
-    encode_rows,
-    read_online,
-)
-from mainspring.features.plans import (
-    Plan,
-    Selection,
-    check_ondemand,
-    make_plan,
-    namespace_of,
-    select,
-)
-from mainspring.features.progress import Steps
-from mainspring.features.sources import (
-    connect,
-    fetch,
-    quote,
-    register_features,
-    remote_schemes,
-)
+from mainspring.features.online import OnlineFeatures, check_unique, encode_rows, read_online
+from mainspring.features.plans import Plan, Selection, namespace_of
+from mainspring.features.resolving import Features, Resolver
+from mainspring.features.sources import RemoteFilesystems, connect, register_features
 from mainspring.features.training import Output, TrainingSet, build_training_set
 from mainspring.records import JSON, ChainEntry, check_name, utcnow
 from mainspring.storage.base import MetadataStore, OnlineStore
 from mainspring.storage.chain import HashChain, Verification
 
+__all__ = ["HISTORY_STREAM", "Definition", "FeatureStore", "Features"]
+
 HISTORY_STREAM = "features"
-#: Rows per atomic online write during materialization.
-BATCH_ROWS = 10_000
-
-Definition = Entity | FeatureView | FeatureService | OnDemandFeatureView
-Features = str | FeatureService | Sequence[str]
-
-
-def _add(target: dict[str, Any], item: Definition) -> None:
-    if item.name in target and target[item.name] != item:
-        raise InvalidInputError(
-            f"two different definitions are named {item.name!r}", field=item.name
-        )
-    target[item.name] = item
 
 
 class FeatureStore:
@@ -101,32 +61,20 @@ class FeatureStore:
         self.metadata = metadata
         #: fsspec options for remote sources (``s3://``): endpoint_url, key, secret...
         self.storage_options = dict(storage_options or {})
-        self._remote: dict[str, Any] = {}
+        self._remote = RemoteFilesystems(self.storage_options)
         self.online = online
         self.base_dir = Path(base_dir)
         self.metrics = metrics
         self.history_log = HashChain(metadata, HISTORY_STREAM)
-        self._loaded: dict[str, FeatureView] = {}
-        self._loaded_ondemand: dict[str, OnDemandFeatureView] = {}
-        self._selections: dict[Any, Selection] = {}
-        self._plans: dict[Any, Plan] = {}
         # definitions applied by another process show up after at most refresh_seconds
-        self.refresh_seconds = refresh_seconds
-        self._checked = time.monotonic()
-        self._marker: tuple[int, int] | None = None
-        self._lock = threading.Lock()
+        self._resolver = Resolver(metadata, LoadedCode(self.base_dir), refresh_seconds)
+        self._plans = self._resolver.plans
 
     # ------------------------------------------------------------------ definitions
 
     def load(self, definitions: Iterable[Definition]) -> None:
         """Make the Python definitions (their transformations) known without applying them."""
-        for item in definitions:
-            if isinstance(item, FeatureView):
-                self._loaded[item.name] = item
-            elif isinstance(item, OnDemandFeatureView):
-                self._loaded_ondemand[item.name] = item
-        with self._lock:
-            self._plans.clear()
+        self._resolver.load(definitions)
 
     def apply(
         self, definitions: Iterable[Definition], *, actor: str, check_sources: bool = True
@@ -137,144 +85,15 @@ class FeatureStore:
         its source (columns, types, time zone, the transformation's output); a stream source is
         checked once it has offline rows."""
         check_name(actor, field="actor")
-        items = list(definitions)
-        entities: dict[str, Entity] = {}
-        views: dict[str, FeatureView] = {}
-        services: dict[str, FeatureService] = {}
-        ondemands: dict[str, OnDemandFeatureView] = {}
-        for item in items:
-            if isinstance(item, FeatureView):
-                entities.setdefault(item.entity.name, item.entity)
-                if entities[item.entity.name] != item.entity:
-                    raise InvalidInputError(
-                        f"feature view {item.name!r} uses a different definition of entity "
-                        f"{item.entity.name!r} than another definition applied with it",
-                        field=f"{item.name}.entity",
-                    )
-                _add(views, item)
-            elif isinstance(item, Entity):
-                _add(entities, item)
-            elif isinstance(item, FeatureService):
-                _add(services, item)
-            elif isinstance(item, OnDemandFeatureView):
-                _add(ondemands, item)
-            else:
-                raise InvalidInputError(
-                    f"{item!r} is not an Entity, FeatureView, OnDemandFeatureView or "
-                    "FeatureService",
-                    field="definitions",
-                )
+        batch = applying.group(definitions)
         if check_sources:
-            for view in views.values():
+            for view in batch.views.values():
                 self.check_source(view)
-        changed: list[Registered] = []
         with self.metadata.write() as conn:
-            for entity in entities.values():
-                changed += self._apply_one(
-                    conn, "entity", entity.name, entity.to_dict(), None, actor
-                )
-            for view in views.values():
-                if view.name in ondemands or catalog.latest(conn, ondemand.KIND, view.name):
-                    raise InvalidInputError(
-                        f"feature view {view.name!r} has the name of an on-demand feature view; "
-                        "give it another name",
-                        field=view.name,
-                    )
-                before = catalog.latest(conn, "view", view.name)
-                definition = view.to_dict()
-                if before is not None and before.digest != catalog.digest_of(definition):
-                    breaks = view.breaking_changes(before.definition)
-                    users = catalog.model_users(conn, view.name) if breaks else []
-                    if users:
-                        raise GovernanceError(
-                            f"feature view {view.name!r} is used by model versions "
-                            f"{', '.join(users)}; this change would break them: "
-                            f"{'; '.join(breaks)}. Add the change as a new view (e.g. "
-                            f"'{view.name}_v2') and retrain, or keep the old fields"
-                        )
-                changed += self._apply_one(
-                    conn, "view", view.name, definition, view.schema_digest(), actor
-                )
-            known = {r.name for r in catalog.all_latest(conn, "view")}
-            changed += self._apply_ondemand(conn, ondemands, views, known, actor, check_sources)
-            computed_views = {r.name: r for r in catalog.all_latest(conn, ondemand.KIND)}
-            for service in services.values():
-                for ref in service.refs:
-                    name, _, feature = ref.partition(":")
-                    if name in computed_views:
-                        fields = [f["name"] for f in computed_views[name].definition["fields"]]
-                        if feature and feature not in fields:
-                            raise InvalidInputError(
-                                f"on-demand feature view {name!r} has no feature {feature!r}; "
-                                f"it has: {', '.join(fields)}",
-                                field=f"{name}:{feature}",
-                            )
-                        continue
-                    used = views.get(name)
-                    if used is None and name not in known:
-                        raise InvalidInputError(
-                            f"feature service {service.name!r} names feature view {name!r}, "
-                            "which is not registered; apply it too",
-                            field=f"{service.name}.features",
-                        )
-                    if used is None:
-                        stored = catalog.latest(conn, "view", name)
-                        assert stored is not None
-                        used = view_from_dict(stored.definition)
-                    if feature:
-                        used.field(feature)
-                changed += self._apply_one(
-                    conn, "service", service.name, service.to_dict(), None, actor
-                )
-        with self._lock:
-            self._loaded.update(views)
-            self._loaded_ondemand.update(ondemands)
-            self._selections.clear()
-            self._plans.clear()
-        return changed
-
-    def _apply_ondemand(
-        self,
-        conn: Any,
-        ondemands: Mapping[str, OnDemandFeatureView],
-        views: Mapping[str, FeatureView],
-        known: set[str],
-        actor: str,
-        check: bool,
-    ) -> list[Registered]:
-        """Validate (inputs, and with ``check`` the function on sample rows) and register
-        on-demand views; a breaking change to one that model versions use is refused."""
-        changed: list[Registered] = []
-        if not ondemands:
-            return changed
-        available: dict[str, FeatureView] = dict(views)
-        for name in known - set(views):
-            stored = catalog.latest(conn, "view", name)
-            assert stored is not None
-            available[name] = view_from_dict(stored.definition)
-        for od in ondemands.values():
-            if od.name in available:
-                raise InvalidInputError(
-                    f"on-demand feature view {od.name!r} has the name of a feature view; give "
-                    "it another name",
-                    field=od.name,
-                )
-            check_ondemand(od, available, run=check)
-            before = catalog.latest(conn, ondemand.KIND, od.name)
-            definition = od.to_dict()
-            if before is not None and before.digest != catalog.digest_of(definition):
-                breaks = od.breaking_changes(before.definition)
-                users = catalog.model_users(conn, od.name) if breaks else []
-                if users:
-                    raise GovernanceError(
-                        f"on-demand feature view {od.name!r} is used by model versions "
-                        f"{', '.join(users)}; this change would break them: "
-                        f"{'; '.join(breaks)}. Add the change as a new view (e.g. "
-                        f"'{od.name}_v2') and retrain"
-                    )
-            changed += self._apply_one(
-                conn, ondemand.KIND, od.name, definition, ondemand.schema_digest(od), actor
+            changed = applying.register(
+                conn, self.history_log, batch, actor=actor, check=check_sources
             )
+        self._resolver.load([*batch.views.values(), *batch.ondemands.values()])
         return changed
 
     def check_source(self, view: FeatureView, *, rows: int = 1000) -> None:
@@ -290,66 +109,20 @@ class FeatureStore:
         finally:
             con.close()
 
-    def _apply_one(
-        self,
-        conn: Any,
-        kind: str,
-        name: str,
-        definition: JSON,
-        schema_digest: str | None,
-        actor: str,
-    ) -> list[Registered]:
-        before = catalog.latest(conn, kind, name)
-        if before is not None and before.digest == catalog.digest_of(definition):
-            return []
-        version = before.version + 1 if before else 1
-        registered = catalog.insert(conn, kind, name, version, definition, schema_digest, actor)
-        self.history_log.append(
-            conn,
-            actor=actor,
-            action=f"{kind}.apply",
-            subject=f"{kind}/{name}",
-            details={"version": version, "digest": registered.digest},
-        )
-        return [registered]
-
     def definitions(self, kind: str) -> list[Registered]:
         """The newest version of every registered ``entity``, ``view`` or ``service``."""
-        self._check_kind(kind)
+        self._resolver.check_kind(kind)
         with self.metadata.read() as conn:
             return catalog.all_latest(conn, kind)
 
     def get(self, kind: str, name: str, version: int | None = None) -> Registered:
         """One registered definition (the newest version unless ``version`` is given)."""
-        self._check_kind(kind)
-        with self.metadata.read() as conn:
-            found = catalog.versions(conn, kind, name)
-        if version is not None:
-            found = [r for r in found if r.version == version]
-        if not found:
-            label = {
-                "view": "feature view",
-                "service": "feature service",
-                "ondemand": "on-demand feature view",
-            }.get(kind, kind)
-            raise NotFoundError(
-                label,
-                name if version is None else f"{name} version {version}",
-                "see: mainspring features list",
-            )
-        return found[-1]
+        return self._resolver.get(kind, name, version)
 
     def versions(self, kind: str, name: str) -> list[Registered]:
-        self._check_kind(kind)
+        self._resolver.check_kind(kind)
         with self.metadata.read() as conn:
             return catalog.versions(conn, kind, name)
-
-    @staticmethod
-    def _check_kind(kind: str) -> None:
-        if kind not in catalog.KINDS:
-            raise InvalidInputError(
-                f"kind {kind!r} is not one of {', '.join(catalog.KINDS)}", field="kind"
-            )
 
     def view(self, name: str) -> FeatureView:
         """The registered view ``name`` as an object (with its transformation when loaded)."""
@@ -357,20 +130,7 @@ class FeatureStore:
         return self._runnable(stored, need_code=False)
 
     def _runnable(self, stored: Registered, *, need_code: bool) -> FeatureView:
-        wanted = (stored.definition.get("transformation") or {}).get("digest")
-        loaded = self._loaded.get(stored.name)
-        if loaded is not None and catalog.digest_of(loaded.to_dict()) == stored.digest:
-            return loaded
-        if wanted is not None and need_code:
-            if loaded is not None and transformation_digest(loaded.transformation) == wanted:
-                return view_from_dict(stored.definition, loaded.transformation)
-            raise InvalidInputError(
-                f"feature view {stored.name!r} has a transformation "
-                f"({stored.definition['transformation']['name']}) whose code is not loaded; "
-                "load the definitions first (project.features.load(...) or the CLI's --file)",
-                field=stored.name,
-            )
-        return view_from_dict(stored.definition)
+        return self._resolver.code.view(stored, need_code=need_code)
 
     def runnable(self, name: str) -> tuple[FeatureView, str]:
         """The registered view ``name`` with its transformation's code, and its online
@@ -387,117 +147,26 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ selections
 
-    def _refresh(self) -> None:
-        """Forget cached selections when definitions changed (possibly in another process)."""
-        self._checked = time.monotonic()
-        with self.metadata.read() as conn:
-            current = catalog.marker(conn)
-        if current != self._marker:
-            with self._lock:
-                self._marker = current
-                self._selections.clear()
-                self._plans.clear()
+    @property
+    def refresh_seconds(self) -> float:
+        return self._resolver.refresh_seconds
+
+    @refresh_seconds.setter
+    def refresh_seconds(self, seconds: float) -> None:
+        self._resolver.refresh_seconds = seconds
 
     def selection(self, features: Features) -> Selection:
         """Resolve a feature service (object or name) or ``view[:feature]`` references; cached."""
-        service: str | None = None
-        refs: tuple[str, ...] = ()
-        key: tuple[str, Any]
-        if isinstance(features, FeatureService | str):
-            service = features if isinstance(features, str) else features.name
-            key = ("service", service)
-        else:
-            refs = tuple(features)
-            key = ("refs", refs)
-        cached = self._selections.get(key)
-        if cached is not None:
-            return cached
-        with self.metadata.read() as conn:
-            if service is not None:
-                stored = catalog.latest(conn, "service", service)
-                if stored is None:
-                    raise NotFoundError(
-                        "feature service", service, "apply it, or pass 'view:feature' references"
-                    )
-                refs = tuple(stored.definition["features"])
-            views = {}
-            for stored in catalog.all_latest(conn, "view"):
-                assert stored.schema_digest is not None
-                views[stored.name] = (
-                    self._runnable(stored, need_code=False),
-                    stored.version,
-                    namespace_of(stored.name, stored.schema_digest),
-                )
-        selection = select(refs, views)
-        with self._lock:
-            self._selections[key] = selection
-        return selection
+        return self._resolver.selection(features)
 
     def ondemand_view(self, name: str) -> OnDemandFeatureView:
         """The registered on-demand view ``name`` with its function: loaded definitions first,
         then its module (if importable), then the project's definitions file."""
-        stored = self.get(ondemand.KIND, name)
-        wanted = ondemand.digest_of_function(stored.definition)
-        for attempt in range(2):
-            loaded = self._loaded_ondemand.get(name)
-            if loaded is not None and transformation_digest(loaded.function) == wanted:
-                if catalog.digest_of(loaded.to_dict()) == stored.digest:
-                    return loaded
-                return ondemand.view_from_dict(stored.definition, loaded.function)
-            function = ondemand.import_function(stored.definition["function"])
-            if function is not None:
-                return ondemand.view_from_dict(stored.definition, function)
-            file = self.base_dir / DEFAULT_FILE
-            if attempt or not file.is_file():
-                break
-            self.load(load_definitions(file))
-        raise InvalidInputError(
-            f"on-demand feature view {name!r} has a function "
-            f"({stored.definition['function']['name']}) whose code is not loaded; load the "
-            f"definitions first (project.features.load(...), or keep them in {DEFAULT_FILE} of "
-            "the project), and make sure they match the applied version",
-            field=name,
-        )
+        return self._resolver.ondemand_view(name)
 
     def plan(self, features: Features) -> Plan:
         """What a request reads and computes: stored features plus on-demand ones; cached."""
-        key: tuple[str, Any] = (
-            ("service", features if isinstance(features, str) else features.name)
-            if isinstance(features, FeatureService | str)
-            else ("refs", tuple(features))
-        )
-        cached = self._plans.get(key)
-        if cached is not None:
-            return cached
-        with self.metadata.read() as conn:
-            computed_names = {r.name for r in catalog.all_latest(conn, ondemand.KIND)}
-            if key[0] == "service":
-                stored = catalog.latest(conn, "service", key[1])
-                refs = tuple(stored.definition["features"]) if stored is not None else ()
-            else:
-                refs = key[1]
-        used = {r.partition(":")[0] for r in refs if isinstance(r, str)} & computed_names
-        if not used:
-            plan = Plan(self.selection(features))
-        else:
-            computed_views = {name: self.ondemand_view(name) for name in used}
-            versions = {name: self.get(ondemand.KIND, name).version for name in used}
-            plan = make_plan(refs, computed_views, versions, self._registered_views())
-        with self._lock:
-            self._plans[key] = plan
-        return plan
-
-    def _registered_views(self) -> dict[str, tuple[FeatureView, int, str]]:
-        with self.metadata.read() as conn:
-            views = {}
-            for stored in catalog.all_latest(conn, "view"):
-                assert stored.schema_digest is not None
-                views[stored.name] = (
-                    self._runnable(stored, need_code=False),
-                    stored.version,
-                    namespace_of(stored.name, stored.schema_digest),
-                )
-        return views
+        return self._resolver.plan(features)
 
     # ------------------------------------------------------------------ offline
 
@@ -532,24 +201,7 @@ class FeatureStore:
         )
 
     def _filesystems(self, views: Iterable[FeatureView]) -> list[Any]:
-        """fsspec filesystems for the remote sources of ``views`` (created once, on first use)."""
-        out = []
-        for scheme in sorted(remote_schemes(views)):
-            if scheme not in self._remote:
-                if scheme not in ("s3", "s3a"):
-                    raise InvalidInputError(
-                        f"sources under {scheme}:// are not supported; use local paths or s3://",
-                        field="source.path",
-                    )
-                try:
-                    import s3fs
-                except ImportError:
-                    raise MissingDependencyError(
-                        "s3fs", extra="s3", purpose="Feature sources on S3"
-                    ) from None
-                self._remote[scheme] = s3fs.S3FileSystem(**self.storage_options)
-            out.append(self._remote[scheme])
-        return out
+        return self._remote.of(views)
 
     def _with_code(self, selection: Selection) -> Selection:
         parts = []
@@ -579,8 +231,9 @@ class FeatureStore:
         per entity. Context fields that no requested view needs are ignored (a request without
         on-demand features ignores the context).
         """
-        if time.monotonic() - self._checked >= self.refresh_seconds:
-            self._refresh()
+        resolver = self._resolver
+        if time.monotonic() - resolver.checked >= resolver.refresh_seconds:
+            resolver.refresh()
         key = features if isinstance(features, str) else None
         plan = self._plans.get(("service", key)) if key is not None else None
         if plan is None:
@@ -646,36 +299,22 @@ class FeatureStore:
             stored = self.get("view", name)
             view = self._runnable(stored, need_code=True)
             assert stored.schema_digest is not None
-            namespace = namespace_of(name, stored.schema_digest)
-            with self.metadata.read() as conn:
-                last = catalog.last_materialization(conn, namespace)
-            start = None if full or last is None else last.end
-            con = connect(self.base_dir, self._filesystems([view]))
-            try:
-                register_features(con, view, self.base_dir, relation="__f", since=start, until=end)
-                keys = ", ".join(quote(k) for k in view.entity.join_keys)
-                latest = fetch(
-                    con,
-                    f"SELECT * FROM __f QUALIFY row_number() OVER "  # noqa: S608 (quoted identifiers, no user values)
-                    f"(PARTITION BY {keys} ORDER BY {TS} DESC) = 1",
+            runs.append(
+                materialize_view(
+                    view,
+                    stored.version,
+                    namespace_of(name, stored.schema_digest),
+                    metadata=self.metadata,
+                    online=self.online,
+                    base_dir=self.base_dir,
+                    filesystems=self._filesystems([view]),
+                    end=end,
+                    full=full,
+                    actor=actor,
+                    progress=progress,
+                    metrics=self.metrics,
                 )
-            finally:
-                con.close()
-            rows = encode_rows(view, latest)
-            batches = range(0, len(rows), BATCH_ROWS)
-            with Steps(progress, total=len(batches), description=f"materializing {name}") as s:
-                for i in batches:
-                    self.online.write(namespace, rows[i : i + BATCH_ROWS])
-                    s.advance(f"materializing {name}")
-            run = Materialization(
-                name, stored.version, namespace, start, end, len(rows), utcnow(), actor
             )
-            with self.metadata.write() as conn:
-                catalog.record_materialization(conn, run)
-            if self.metrics is not None:
-                self.metrics.written(name, len(rows), "materialize")
-                self.metrics.materialized(name, end, self.online.count(namespace))
-            runs.append(run)
         return runs
 
     def statistics(self, name: str) -> JSON:

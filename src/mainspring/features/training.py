@@ -142,10 +142,12 @@ def build_training_set(
         bounds = pc.min_max(result.column(timestamp_column))
         start = bounds["min"].as_py().astimezone(UTC)
         end = bounds["max"].as_py().astimezone(UTC)
+    views = [part.view.name for part in selection.parts]
+    views += [ref.partition("@")[0] for ref in extra_refs]  # on-demand views, when returned
     missing = {
-        part.view.name: result.num_rows - _count_true(result.column(f"{part.view.name}__found"))
-        for part in selection.parts
-        if f"{part.view.name}__found" in result.column_names
+        view: result.num_rows - _count_true(result.column(f"{view}__found"))
+        for view in views
+        if f"{view}__found" in result.column_names
     }
     refs = tuple(f"{p.view.name}@v{p.version}" for p in selection.parts) + tuple(extra_refs)
     record = TrainingData(

@@ -371,7 +371,8 @@ class DecisionService:
             for view, t in online.event_micros.items()
         }
         as_of = {column: times.get(view) for column, (view, _) in plan.columns.items()}
-        found = any(flags[0] for flags in online.found.values())
+        # an entity is known if a stored view has it (on-demand views have flags of their own)
+        found = any(online.found[view][0] for view in online.event_micros)
         return values, as_of, found
 
     def _inputs(

@@ -57,7 +57,8 @@ def open_blob_store(url: str, storage_options: Mapping[str, Any] | None = None) 
 
 def open_online_store(url: str) -> OnlineStore:
     """Open the online feature store a URI names: ``sqlite:///path``, ``sqlite://`` (in
-    memory), ``memory://``, ``redis://host:port/db``."""
+    memory), ``memory://``, ``redis://host:port/db``, ``redis+unix:///path/redis.sock?db=0`` (a
+    Redis server's unix-domain socket; redis-py's ``unix://`` form works too)."""
     scheme = url.split("://", 1)[0]
     if scheme == "sqlite":
         from mainspring.storage.sqlite import SqliteOnlineStore
@@ -67,13 +68,13 @@ def open_online_store(url: str) -> OnlineStore:
         from mainspring.storage.memory import MemoryOnlineStore
 
         return MemoryOnlineStore()
-    if scheme in {"redis", "rediss", "unix"}:
+    if scheme in {"redis", "rediss", "unix", "redis+unix"}:
         from mainspring.storage.redis import RedisOnlineStore
 
         return RedisOnlineStore(url)
     raise ConfigError(
-        f"online store URI {url!r} has an unknown scheme {scheme!r}; use sqlite:///, redis:// "
-        "or memory://",
+        f"online store URI {url!r} has an unknown scheme {scheme!r}; use sqlite:///, redis://, "
+        "redis+unix:/// or memory://",
         key="online",
     )
 

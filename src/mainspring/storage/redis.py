@@ -4,11 +4,17 @@ A value is ``b"<event time in µs>:" + payload``. Reads are one ``MGET``; a writ
 script, so it is atomic and keeps the newer row per key. Each namespace also keeps a set of its
 keys, for counting and dropping.
 
-Reads skip redis-py's client layer: each thread keeps one connection of its own and sends the
-``MGET`` on it directly. The client layer costs, per command, a pool checkout and release (two
-lock round trips and a ``poll`` of the socket for stale data), retry closures and metric records:
-more Python work than the read itself, and the source of most of its latency tail. With
-``hiredis`` installed (in the ``redis`` extra) replies are parsed in C.
+Reads skip redis-py's client layer: each thread keeps one connection of its own
+(:mod:`mainspring.storage.redisreads`) and sends the ``MGET`` on it directly. The client layer
+costs, per command, a pool checkout and release (two lock round trips and a ``poll`` of the
+socket for stale data), retry closures and metric records: more Python work than the read
+itself, and the source of most of its latency tail. With ``hiredis`` installed (in the ``redis``
+extra) the connection is a lean socket whose replies are parsed in C. The per-namespace key
+prefixes are built once, so a read allocates little beyond the keys and the reply.
+
+A server on the same machine can be reached over its unix-domain socket (redis-server's
+``unixsocket``): ``redis+unix:///path/redis.sock?db=0`` (or redis-py's ``unix://`` form), which
+skips the TCP stack on both sides.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 
 from mainspring.errors import MissingDependencyError, StorageError
 from mainspring.storage.base import OnlineHit, OnlineRow
+from mainspring.storage.redisreads import ClientConnection, LeanConnection
 
 #: KEYS: the key set, then the row keys; ARGV: pairs of (event time, value) per row key.
 _WRITE = """
@@ -48,7 +55,8 @@ MAX_BATCH = 50_000
 
 
 class RedisOnlineStore:
-    """An :class:`~mainspring.storage.base.OnlineStore` on Redis (``redis://host:port/db``)."""
+    """An :class:`~mainspring.storage.base.OnlineStore` on Redis (``redis://host:port/db``, or
+    ``redis+unix:///path/redis.sock?db=N`` over a unix-domain socket)."""
 
     def __init__(self, url: str, *, prefix: str = "mainspring:online:") -> None:
         try:
@@ -63,13 +71,14 @@ class RedisOnlineStore:
         #: errors after which a connection is reopened once (e.g. the server restarted)
         self._broken: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
         try:
-            self._client: Any = redis.Redis.from_url(url)
+            self._client: Any = redis.Redis.from_url(client_url(url))
             self._script: Any = self._client.register_script(_WRITE)
         except (ValueError, *self._errors) as exc:
             raise StorageError(f"online store {url} cannot be opened: {exc}") from exc
         self._local = threading.local()
         self._opened: list[Any] = []
         self._lock = threading.Lock()
+        self._prefixes: dict[str, str] = {}
         # a forked child must not share the parent's sockets: it opens its own
         os.register_at_fork(after_in_child=functools.partial(_forget_in_child, weakref.ref(self)))
 
@@ -83,7 +92,10 @@ class RedisOnlineStore:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             pool = self._client.connection_pool
-            connection = pool.connection_class(**pool.connection_kwargs)
+            if LeanConnection.serves(pool.connection_class, pool.connection_kwargs):
+                connection = LeanConnection(pool.connection_kwargs)
+            else:
+                connection = ClientConnection(pool.connection_class(**pool.connection_kwargs))
             self._local.connection = connection
             with self._lock:
                 self._opened.append(connection)
@@ -119,16 +131,21 @@ class RedisOnlineStore:
     def read(self, keys: Sequence[tuple[str, str]]) -> list[OnlineHit]:
         if not keys:
             return []
-        names = [self._key(ns, key) for ns, key in keys]
+        prefixes = self._prefixes
+        try:
+            names = [prefixes[ns] + key for ns, key in keys]
+        except KeyError:
+            for ns, _ in keys:
+                prefixes.setdefault(ns, self._key(ns, ""))
+            names = [prefixes[ns] + key for ns, key in keys]
         connection = self._connection()
         try:
+            command = ["MGET", *names]
             try:
-                connection.send_command("MGET", *names, check_health=False)
-                values = connection.read_response()
+                values = connection.call(command)
             except self._broken:  # a stale connection: reopen it, once
                 connection.disconnect()
-                connection.send_command("MGET", *names, check_health=False)
-                values = connection.read_response()
+                values = connection.call(command)
         except self._errors as exc:
             raise StorageError(f"online store {self.url} failed a read: {exc}") from exc
         out: list[OnlineHit] = []
@@ -164,6 +181,19 @@ class RedisOnlineStore:
         for connection in opened:
             connection.disconnect()
         self._client.close()
+
+
+def client_url(url: str) -> str:
+    """The URL redis-py takes: ``redis+unix:///path?db=N`` becomes ``unix:///path?db=N``.
+
+    >>> client_url("redis+unix:///run/redis.sock?db=2")
+    'unix:///run/redis.sock?db=2'
+    >>> client_url("redis://127.0.0.1:6379/0")
+    'redis://127.0.0.1:6379/0'
+    """
+    if url.startswith("redis+unix://"):
+        return "unix://" + url[len("redis+unix://") :]
+    return url
 
 
 def _forget_in_child(store: weakref.ref[RedisOnlineStore]) -> None:
