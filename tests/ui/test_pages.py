@@ -6,10 +6,13 @@ import html
 import re
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.ui.conftest import DEPLOYMENT, csrf_of
+from tests.ui.conftest import DEPLOYMENT, NAMES, csrf_of
 
 from mainspring.project import Project
 from mainspring.records import Decision
@@ -188,3 +191,40 @@ def test_traffic_shares_give_the_champion_the_rest() -> None:
                          Arm("copy", "m", "4", "shadow", 50.0)))  # fmt: skip
     assert shares(d) == {"main": 75.0, "next": 10.0, "ab": 15.0, "copy": 50.0}
     assert traffic(d)[-1] == ("copy (shadow, m@4) copy", 50.0)
+
+
+def test_model_page_charts_the_global_importance_stored_with_a_version(
+    client: TestClient, project: Project
+) -> None:  # last in this module: it adds to the shared project's history
+    from mainspring.pipelines.importance import store_importance
+
+    assert "not computed" in ok(client, "/ui/models/credit")
+    rng = np.random.default_rng(9)
+    sample = pd.DataFrame(rng.normal(size=(200, 3)), columns=NAMES)
+    stored = store_importance(project.registry, "credit/1", sample, actor="alice")
+    assert stored.importance is not None
+    page = ok(client, "/ui/models/credit")
+    assert "mean |SHAP| per feature (treeshap, 200 rows)" in page
+    top = max(stored.importance.values, key=lambda f: stored.importance.values[f])
+    assert f">{top}</text>" in page  # the largest bar's label
+    assert "background sample" in page and stored.importance.background_digest in page
+
+
+def test_an_unexpected_failure_is_a_500_page_without_a_traceback(
+    project: Project, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mainspring.api.app import create_app
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(project.registry, "list_models", broken)
+    # raise_server_exceptions=True: the error must reach the outer app's handler intact too
+    with TestClient(create_app(project)) as strict, pytest.raises(RuntimeError, match="fire"):
+        strict.get("/ui/models")
+    with TestClient(create_app(project), raise_server_exceptions=False) as client:
+        answer = client.get("/ui/models")
+    assert answer.status_code == 500
+    assert "the error is in its log" in answer.text and "disk on fire" not in answer.text
+    assert "Traceback" not in answer.text
+    assert any("unexpected error on /ui/models" in r.getMessage() for r in caplog.records)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI, Request, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
@@ -43,7 +41,6 @@ def create_app(project: Project) -> FastAPI:
         "Errors are RFC 9457 problem details.",
     )
     app.state.project = project
-    app.state.logger = logging.getLogger("mainspring.api")
     problems.install(app)
     app.add_middleware(BodyLimit, max_bytes=project.settings.api.max_upload_mb * 1024 * 1024)
     app.include_router(models.router)

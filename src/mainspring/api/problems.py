@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,6 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mainspring import errors
+
+log = logging.getLogger("mainspring.api")
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -100,7 +103,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # never a traceback to the user; the server log has it
-        request.app.state.logger.exception("unexpected error on %s", request.url.path)
+        # (the module's logger, not the app's state: a mounted app such as /ui has its own)
+        log.exception("unexpected error on %s", request.url.path)
         return problem(
             500,
             "InternalError",

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 
-from mainspring.records import ChainEntry
+from mainspring.records import ChainEntry, ModelVersion
+from mainspring.ui import charts
 from mainspring.ui.filters import Page
-from mainspring.ui.render import page
+from mainspring.ui.render import page, svg
 from mainspring.ui.session import CanRead, project_of
 
 router = APIRouter()
@@ -29,6 +31,25 @@ def approvals(history: list[ChainEntry]) -> dict[str, list[ChainEntry]]:
     return out
 
 
+#: features shown in a version's importance chart
+TOP_FEATURES = 10
+
+
+def importance_chart(version: ModelVersion) -> Markup | None:
+    """A bar chart of the version's stored global importance (its top features), if any."""
+    stored = version.importance
+    if stored is None:
+        return None
+    top = sorted(stored.values.items(), key=lambda item: -item[1])[:TOP_FEATURES]
+    return svg(
+        charts.bar_chart(
+            top,
+            title=f"{version.name}/{version.version}: mean |SHAP| per feature ({stored.method}, "
+            f"{stored.rows} rows), top {len(top)}",
+        )
+    )
+
+
 @router.get("/models/{name}", response_class=HTMLResponse)
 def model_page(name: str, request: Request, who: CanRead) -> HTMLResponse:
     registry = project_of(request).registry
@@ -41,6 +62,7 @@ def model_page(name: str, request: Request, who: CanRead) -> HTMLResponse:
         section="models",
         name=name,
         versions=Page.of(versions, params, size=10),
+        importance={v.version: importance_chart(v) for v in versions},
         approvals=approvals(history),
         history=Page.of(list(reversed(history)), params, size=25, param="history_page"),
     )
