@@ -14,13 +14,13 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
-from mainspring.audit.entries import Kind, Row
+from mainspring.audit.entries import COLUMNS, Kind, Row
 from mainspring.audit.writer import Durability, configure
 from mainspring.records import IDEMPOTENCY_KEY, Event
 from mainspring.storage.base import EventLog
-from mainspring.storage.schema import decision_log, decision_outbox
+from mainspring.storage.schema import decision_outbox
 from mainspring.storage.sql import SqlMetadataStore
 
 log = logging.getLogger("mainspring.audit")
@@ -36,6 +36,8 @@ PAGE = 500
 RETRY_S = 1.0
 #: The shortest time between two passes of the thread (bounds the cursor's commits per second).
 COALESCE_S = 0.2
+# the columns are constants; the cursor and the page size are bound
+_PAGE = f"SELECT {COLUMNS} FROM decision_log WHERE seq > ? ORDER BY seq LIMIT ?"  # noqa: S608
 
 
 def to_event(row: Row) -> Event:
@@ -53,6 +55,7 @@ def to_event(row: Row) -> Event:
         key=row.decision_id,
         event_time=datetime.fromisoformat(row.at),
         headers={IDEMPOTENCY_KEY: row.id},
+        id=row.id,  # the record's id: publishing a record again makes the same event
     )
 
 
@@ -96,17 +99,10 @@ class Mirror:
         with self._lock:
             while True:
                 cursor = self.cursor()
-                with self.store.read() as conn:
-                    rows = [
-                        Row.from_db(r)
-                        for r in conn.execute(
-                            select(decision_log)
-                            .where(decision_log.c.seq > cursor)
-                            .order_by(decision_log.c.seq)
-                            .limit(self.page)
-                        )
-                    ]
-                    head = conn.execute(select(func.max(decision_log.c.seq))).scalar() or 0
+                with self.store.driver_read() as tx:
+                    rows = [Row.from_values(r) for r in tx.all(_PAGE, (cursor, self.page))]
+                    found = tx.first("SELECT MAX(seq) FROM decision_log")
+                    head = found[0] if found is not None and found[0] is not None else 0
                 if self._on_lag is not None:
                     self._on_lag(max(0, int(head) - cursor))
                 if not rows:

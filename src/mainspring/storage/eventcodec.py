@@ -62,7 +62,47 @@ def loads(text: str) -> Any:
 
 
 #: Built once: ``json.dumps`` with options builds a new encoder on every call.
-dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_strict = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+#: orjson hands datetimes and dataclasses to ``default`` (none here: a TypeError) instead of
+#: encoding them, as the standard library does not encode them either
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinity anywhere in ``value`` (orjson would write them as null)."""
+    if isinstance(value, float):
+        return value - value == 0.0  # False for NaN and the infinities
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_finite(v) for v in value)
+    return True
+
+
+def dumps(value: Any) -> str:
+    """``value`` as compact JSON, refusing what the standard library refuses (NaN, infinity,
+    objects that are not JSON) with ``ValueError`` or ``TypeError``.
+
+    orjson encodes about ten times faster; where it would differ (integers beyond 64 bits,
+    non-string keys, which the standard library turns into strings) the standard library
+    encodes. A NaN is looked for only when orjson wrote a ``null``, where it would have put one.
+
+    >>> dumps({"a": [1, 2.5, None], "é": True})
+    '{"a":[1,2.5,null],"é":true}'
+    >>> dumps({"n": float("nan")})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: Out of range float values are not JSON compliant...
+    """
+    try:
+        text = orjson.dumps(value, option=_OPTIONS)
+    except TypeError:  # big integers, non-string keys: the standard library's way (or error)
+        return _strict(value)
+    if b"null" in text and not _finite(value):
+        return _strict(value)  # raises ValueError, naming the value
+    return text.decode()
+
+
 #: A keyed event's partition; keys repeat (customers, cards), murmur2 in Python does not need to.
 keyed_partition = functools.lru_cache(maxsize=1 << 16)(partition_for)
 

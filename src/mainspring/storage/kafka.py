@@ -31,6 +31,7 @@ from mainspring.errors import (
     StorageError,
 )
 from mainspring.records import Event, check_name
+from mainspring.storage.eventcodec import dumps
 
 if TYPE_CHECKING:
     import confluent_kafka
@@ -223,7 +224,7 @@ class KafkaEventLog:
 
             for index, event in enumerate(batch):
                 try:
-                    value = json.dumps(event.payload, separators=(",", ":"), allow_nan=False)
+                    value = dumps(event.payload)
                 except (TypeError, ValueError) as exc:
                     raise InvalidInputError(
                         f"event payload is not JSON ({exc}); send numbers, strings, lists, maps",
