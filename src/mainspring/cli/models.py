@@ -8,14 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from mainspring.cli.context import Cli, handled, pass_cli
+from mainspring.cli.versions import background_line, console, show_version
 from mainspring.errors import InvalidInputError
 from mainspring.records import Lineage, ModelRef, ModelVersion, Signature
-
-console = Console(highlight=False)
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -33,57 +31,6 @@ def _version_ref(text: str) -> tuple[str, int]:
     if ref.version is None:
         raise InvalidInputError(f"{text!r} must name a version: NAME/VERSION", field="model")
     return ref.name, ref.version
-
-
-def _importance_line(v: ModelVersion, top: int = 5) -> str:
-    imp = v.importance
-    if imp is None:
-        return f"- (compute it: mainspring models importance {v.ref} --data FILE)"
-    shown = ", ".join(f"{name} {value:.4g}" for name, value in list(imp.values.items())[:top])
-    more = f", … {len(imp.values) - top} more" if len(imp.values) > top else ""
-    return f"{shown}{more} (mean |SHAP|, {imp.method}, {imp.rows:,} rows)"
-
-
-def _background_line(v: ModelVersion) -> str:
-    imp = v.importance
-    if imp is None or imp.background_digest is None:
-        return "-"
-    return f"{imp.background_rows} rows, sha256:{imp.background_digest[:12]}…"
-
-
-def show_version(v: ModelVersion) -> None:
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
-    rows: list[tuple[str, Any]] = [
-        ("model", f"{v.name}/{v.version}"),
-        ("aliases", ", ".join(v.aliases) or "-"),
-        ("approval", v.approval.value),
-        ("flavor", v.flavor),
-        ("digest", f"sha256:{v.digest}"),
-        ("size", f"{v.size:,} bytes"),
-        ("inputs", ", ".join(f"{f.name}:{f.dtype}" for f in v.signature.inputs)),
-        ("outputs", ", ".join(f"{f.name}:{f.dtype}" for f in v.signature.outputs) or "-"),
-        ("metrics", ", ".join(f"{k}={val:.6g}" for k, val in v.metrics.items()) or "-"),
-        ("tags", ", ".join(f"{k}={val}" for k, val in v.tags.items()) or "-"),
-        ("libraries", ", ".join(f"{k} {val}" for k, val in v.library_versions.items())),
-        (
-            "training data",
-            (
-                f"{v.training_data.rows:,} rows, {v.training_data.fingerprint[:16]}…"
-                if v.training_data
-                else "-"
-            ),
-        ),
-        ("importance", _importance_line(v)),
-        ("background", _background_line(v)),
-        ("lineage", json.dumps(v.lineage.to_dict())),
-        ("code version", v.code_version or "-"),
-        ("registered", f"{v.registered_at:%Y-%m-%d %H:%M:%S} UTC by {v.registered_by}"),
-    ]
-    for key, value in rows:
-        table.add_row(key, str(value))
-    console.print(table)
 
 
 @click.group()
@@ -268,7 +215,7 @@ def importance(
             console.print(table)
             click.echo(
                 f"{version.ref}: {found.method} over {found.rows:,} rows; background "
-                f"{_background_line(version)}; by {found.computed_by} at "
+                f"{background_line(version)}; by {found.computed_by} at "
                 f"{found.computed_at:%Y-%m-%d %H:%M:%S} UTC"
             )
 

@@ -30,6 +30,14 @@ import numpy as np
 import numpy.typing as npt
 
 from mainspring.errors import InvalidInputError
+from mainspring.features.datasources import (
+    FileSource,
+    QuerySource,
+    Source,
+    StreamSource,
+    column_name,
+    source_from_dict,
+)
 from mainspring.records import DTYPES, JSON, check_name
 
 if TYPE_CHECKING:
@@ -45,21 +53,6 @@ KEY_DTYPES = frozenset({"int64", "string"})
 
 def _name(value: str, what: str) -> str:
     return check_name(value, field=what)  # no ':' (it separates view and feature)
-
-
-def _column(value: str, what: str) -> str:
-    if not isinstance(value, str) or not value.isidentifier():
-        raise InvalidInputError(
-            f"{what} {value!r} is not a valid column name: use letters, digits and '_', "
-            "not starting with a digit",
-            field=what,
-        )
-    if value.startswith("__") or "__" in value:
-        raise InvalidInputError(
-            f"{what} {value!r} may not contain '__' (reserved for the feature store's columns)",
-            field=what,
-        )
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +76,7 @@ class Entity:
                 f"entity {self.name!r} needs at least one join key", field="entity.join_keys"
             )
         for key, dtype in self.join_keys.items():
-            _column(key, f"entity {self.name!r}: join key")
+            column_name(key, f"entity {self.name!r}: join key")
             if dtype not in KEY_DTYPES:
                 raise InvalidInputError(
                     f"entity {self.name!r}: join key {key!r} has type {dtype!r}; use one of "
@@ -117,7 +110,7 @@ class Field:
     description: str = ""
 
     def __post_init__(self) -> None:
-        _column(self.name, "field")
+        column_name(self.name, "field")
         if self.dtype not in DTYPES:
             raise InvalidInputError(
                 f"field {self.name!r} has type {self.dtype!r}; use one of "
@@ -127,102 +120,6 @@ class Field:
 
     def to_dict(self) -> JSON:
         return {"name": self.name, "dtype": self.dtype, "description": self.description}
-
-
-@dataclass(frozen=True, slots=True)
-class FileSource:
-    """Parquet or CSV files (a path or a glob; relative paths are relative to the project)."""
-
-    path: str
-    timestamp_column: str = "event_timestamp"
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.path, str) or not self.path:
-            raise InvalidInputError("source path must be a non-empty string", field="source.path")
-        if not self.path.lower().endswith((".parquet", ".csv", ".pq")):
-            raise InvalidInputError(
-                f"source {self.path!r} must be a .parquet or .csv file (or a glob of them)",
-                field="source.path",
-            )
-        _column(self.timestamp_column, "source.timestamp_column")
-
-    @property
-    def format(self) -> str:
-        return "csv" if self.path.lower().endswith(".csv") else "parquet"
-
-    def to_dict(self) -> JSON:
-        return {"kind": "file", "path": self.path, "timestamp_column": self.timestamp_column}
-
-
-@dataclass(frozen=True, slots=True)
-class QuerySource:
-    """A DuckDB ``SELECT`` (it may read files: ``SELECT * FROM 'events/*.parquet'``)."""
-
-    query: str
-    timestamp_column: str = "event_timestamp"
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.query, str) or not self.query.strip():
-            raise InvalidInputError("source query must be a non-empty string", field="source.query")
-        _column(self.timestamp_column, "source.timestamp_column")
-
-    def to_dict(self) -> JSON:
-        return {"kind": "query", "query": self.query, "timestamp_column": self.timestamp_column}
-
-
-@dataclass(frozen=True, slots=True)
-class StreamSource:
-    """A topic of the event log: each event's payload holds the join keys and the inputs of one
-    row, its event time is the row's time (the ``timestamp_column`` of the rows).
-
-    A stream processor (:class:`~mainspring.features.streaming.StreamIngest`, ``mainspring worker
-    features``) writes the rows to the online store. With ``offline_path`` (a directory, relative
-    to the project) it also appends them there as Parquet files, which are then the view's
-    offline source: training sets see the streamed values.
-
-    >>> StreamSource("payments", offline_path="streams/payments").to_dict()["kind"]
-    'stream'
-    """
-
-    topic: str
-    offline_path: str | None = None
-    timestamp_column: str = "event_timestamp"
-
-    def __post_init__(self) -> None:
-        check_name(self.topic, field="source.topic")
-        if self.offline_path is not None and (
-            not isinstance(self.offline_path, str) or not self.offline_path
-        ):
-            raise InvalidInputError(
-                "source offline_path must be a directory path or None", field="source.offline_path"
-            )
-        _column(self.timestamp_column, "source.timestamp_column")
-
-    @property
-    def offline_glob(self) -> str | None:
-        """The Parquet files streamed rows are appended to (``None``: not kept offline)."""
-        if self.offline_path is None:
-            return None
-        return self.offline_path.rstrip("/") + "/*.parquet"
-
-    def to_dict(self) -> JSON:
-        return {
-            "kind": "stream",
-            "topic": self.topic,
-            "offline_path": self.offline_path,
-            "timestamp_column": self.timestamp_column,
-        }
-
-
-Source = FileSource | QuerySource | StreamSource
-
-
-def source_from_dict(data: Mapping[str, Any]) -> Source:
-    if data["kind"] == "file":
-        return FileSource(data["path"], data["timestamp_column"])
-    if data["kind"] == "stream":
-        return StreamSource(data["topic"], data.get("offline_path"), data["timestamp_column"])
-    return QuerySource(data["query"], data["timestamp_column"])
 
 
 def transformation_digest(func: Transformation | None) -> str | None:

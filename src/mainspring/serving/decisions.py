@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -35,11 +34,12 @@ import numpy.typing as npt
 from mainspring.errors import InvalidInputError, MainspringError, NotFoundError
 from mainspring.features import FeatureStore
 from mainspring.records import Decision, FeatureValue, Reason, new_id, utcnow
-from mainspring.serving.dataplane import DataPlane, Routed
+from mainspring.serving.dataplane import DataPlane
 from mainspring.serving.deployments import Deployment
 from mainspring.serving.explaining import decision_explainer
 from mainspring.serving.policy import Policy
-from mainspring.serving.request import SCALARS, DecisionRequest, check_entity, number
+from mainspring.serving.request import SCALARS, DecisionRequest, check_entity, model_row
+from mainspring.serving.routed import Routed
 from mainspring.serving.runtime import ModelRuntime
 
 logger = logging.getLogger("mainspring.serving.decisions")
@@ -232,7 +232,9 @@ class DecisionService:
             key = "|".join(str(request.entity[k]) for k, _ in plan.keys)
         arm = deployment.arm(request.arm) if request.arm else deployment.choose(key)
         runtime = self.plane.runtime_for(deployment, arm.name)
-        row, inputs = self._inputs(plan, runtime, request.context, values, as_of)
+        row, inputs = model_row(
+            plan.columns, plan.features, runtime, request.context, values, as_of
+        )
         feature_views = dict(plan.columns.values())
         if not policy.model_enabled:
             return self._fallback(plan, base, inputs, feature_views, started, "model disabled")
@@ -256,7 +258,9 @@ class DecisionService:
         for shadow in deployment.mirrored(key):
             try:
                 shadow_runtime = self.plane.runtime_for(deployment, shadow.name)
-                shadow_row, _ = self._inputs(plan, shadow_runtime, request.context, values, as_of)
+                shadow_row, _ = model_row(
+                    plan.columns, plan.features, shadow_runtime, request.context, values, as_of
+                )
                 shadows[shadow.name] = float(shadow_runtime.predict_matrix(shadow_row)[0, 0])
             except Exception as exc:  # a shadow never affects the answer
                 logger.warning("shadow arm %s of %s failed: %s", shadow.name, name, exc)
@@ -374,43 +378,3 @@ class DecisionService:
         # an entity is known if a stored view has it (on-demand views have flags of their own)
         found = any(online.found[view][0] for view in online.event_micros)
         return values, as_of, found
-
-    def _inputs(
-        self,
-        plan: Plan,
-        runtime: ModelRuntime,
-        context: Mapping[str, Any],
-        values: Mapping[str, Any],
-        as_of: Mapping[str, datetime | None],
-    ) -> tuple[npt.NDArray[np.float64], tuple[FeatureValue, ...]]:
-        """The model's input row in signature order and what was read for it."""
-        row = np.empty((1, len(runtime.feature_names)), dtype=np.float64)
-        seen: list[FeatureValue] = []
-        missing: list[str] = []
-        for i, name in enumerate(runtime.feature_names):
-            if name in values:
-                value = values[name]
-                view = plan.columns.get(name, (None, 0))[0]
-                seen.append(FeatureValue(name, value, as_of.get(name), view))
-            elif name in context:
-                value = context[name]
-                seen.append(FeatureValue(name, value, None, None))
-            else:
-                missing.append(name)
-                continue
-            try:
-                row[0, i] = number(value)
-            except TypeError:
-                where = f"context.{name}" if name not in values else f"features.{name}"
-                raise InvalidInputError(
-                    f"{where} is {value!r}; model {runtime.name} needs a number", field=where
-                ) from None
-        if missing:
-            raise InvalidInputError(
-                f"context.{missing[0]} is missing: model {runtime.name} needs "
-                f"{', '.join(missing)}, which neither the feature service "
-                f"{plan.features!r} nor the request context gives",
-                field=f"context.{missing[0]}",
-            )
-        runtime.check_finite(row)
-        return row, tuple(seen)

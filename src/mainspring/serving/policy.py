@@ -33,81 +33,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from mainspring.errors import InvalidInputError
+from mainspring.serving.rules import STAGES, Rule, flag, nonempty, parse_rules
 
 #: How an unknown entity (no row in any view) is handled.
 UNKNOWN_ENTITY = ("refuse", "defaults")
-STAGES = ("before", "after")
-_PATH_ROOTS = {"before": ("context", "entity"), "after": ("context", "entity", "features", "score")}
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _compare(op: str) -> Callable[[Any, Any], bool]:
-    def ordered(test: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
-        def run(a: Any, b: Any) -> bool:
-            if _missing(a):
-                return False
-            try:
-                return bool(test(a, b))
-            except TypeError:
-                return False
-
-        return run
-
-    table: dict[str, Callable[[Any, Any], bool]] = {
-        "<": ordered(lambda a, b: a < b),
-        "<=": ordered(lambda a, b: a <= b),
-        ">": ordered(lambda a, b: a > b),
-        ">=": ordered(lambda a, b: a >= b),
-        "==": lambda a, b: a == b,
-        "!=": lambda a, b: a != b,
-        "in": lambda a, b: a in b,
-        "not_in": lambda a, b: a not in b,
-        "missing": lambda a, b: _missing(a) == bool(b),
-    }
-    return table[op]
-
-
-OPERATORS = ("<", "<=", ">", ">=", "==", "!=", "in", "not_in", "missing")
-
-
-@dataclass(frozen=True, slots=True)
-class Condition:
-    """``path op value``, e.g. ``context.age < 18``."""
-
-    path: tuple[str, ...]
-    op: str
-    value: Any
-    test: Callable[[Any, Any], bool] = field(repr=False, compare=False)
-
-    def holds(self, facts: Mapping[str, Any]) -> bool:
-        current: Any = facts
-        for part in self.path:
-            if not isinstance(current, Mapping) or part not in current:
-                current = None
-                break
-            current = current[part]
-        return self.test(current, self.value)
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """A named business rule: when every condition holds, it decides (and/or flags review)."""
-
-    name: str
-    conditions: tuple[Condition, ...]
-    decision: str | None
-    review: bool
-
-    def matches(self, facts: Mapping[str, Any]) -> bool:
-        return all(c.holds(facts) for c in self.conditions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,11 +166,11 @@ class Policy:
             thresholds=thresholds,
             review_low=low,
             review_high=high,
-            before=_rules(rules.get("before"), "before", f"{where}.rules.before"),
-            after=_rules(rules.get("after"), "after", f"{where}.rules.after"),
+            before=parse_rules(rules.get("before"), "before", f"{where}.rules.before"),
+            after=parse_rules(rules.get("after"), "after", f"{where}.rules.after"),
             fallback=fallback,
             fallback_review=fallback_review,
-            model_enabled=_bool(data.get("model_enabled", True), f"{where}.model_enabled"),
+            model_enabled=flag(data.get("model_enabled", True), f"{where}.model_enabled"),
             output=_optional_str(data.get("output"), f"{where}.output"),
             unknown_entity=unknown_entity,
             defaults=dict(defaults),
@@ -245,20 +179,8 @@ class Policy:
         )
 
 
-def _bool(value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidInputError(f"{where} must be true or false", field=where)
-    return value
-
-
 def _optional_str(value: Any, where: str) -> str | None:
     if value is not None and (not isinstance(value, str) or not value):
-        raise InvalidInputError(f"{where} must be a non-empty string", field=where)
-    return value
-
-
-def _decision(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
         raise InvalidInputError(f"{where} must be a non-empty string", field=where)
     return value
 
@@ -285,7 +207,7 @@ def _thresholds(value: Any, where: str) -> tuple[Band, ...]:
         if extra:
             bad = f"{at}.{extra[0]}"
             raise InvalidInputError(f"{bad} is not a band field; use below, decision", field=bad)
-        decision = _decision(item.get("decision"), f"{at}.decision")
+        decision = nonempty(item.get("decision"), f"{at}.decision")
         last = i == len(value) - 1
         if last:
             if item.get("below") is not None:
@@ -323,8 +245,8 @@ def _fallback(value: Any, where: str) -> tuple[str, bool]:
             f'{where} must be {{"decision": "...", "review": true|false}}', field=where
         )
     return (
-        _decision(value.get("decision"), f"{where}.decision"),
-        _bool(value.get("review", True), f"{where}.review"),
+        nonempty(value.get("decision"), f"{where}.decision"),
+        flag(value.get("review", True), f"{where}.review"),
     )
 
 
@@ -354,75 +276,8 @@ def _explain(value: Any, where: str) -> dict[str, Any]:
         field = f"{where}.codes.{exc.field}" if exc.field else f"{where}.codes"
         raise InvalidInputError(f"{where}.codes: {exc.message}", field=field) from None
     return {
-        "explain": _bool(value.get("enabled", True), f"{where}.enabled"),
+        "explain": flag(value.get("enabled", True), f"{where}.enabled"),
         "top_k": top_k,
         "toward": toward,
         "reason_codes": dict(codes),
     }
-
-
-def _rules(value: Any, stage: str, where: str) -> tuple[Rule, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, Sequence) or isinstance(value, str):
-        raise InvalidInputError(f"{where} must be a list of rules", field=where)
-    rules: list[Rule] = []
-    for i, item in enumerate(value):
-        at = f"{where}[{i}]"
-        if not isinstance(item, Mapping):
-            raise InvalidInputError(f"{at} must be an object", field=at)
-        extra = sorted(set(item) - {"name", "if", "decision", "review"})
-        if extra:
-            raise InvalidInputError(
-                f"{at}.{extra[0]} is not a rule field; use name, if, decision, review",
-                field=f"{at}.{extra[0]}",
-            )
-        name = _decision(item.get("name"), f"{at}.name")
-        decision = item.get("decision")
-        if decision is not None:
-            decision = _decision(decision, f"{at}.decision")
-        review = _bool(item.get("review", False), f"{at}.review")
-        if decision is None and not review:
-            raise InvalidInputError(
-                f"{at} must set a decision or review: true", field=f"{at}.decision"
-            )
-        rules.append(Rule(name, _conditions(item.get("if"), stage, f"{at}.if"), decision, review))
-    return tuple(rules)
-
-
-def _conditions(value: Any, stage: str, where: str) -> tuple[Condition, ...]:
-    if not isinstance(value, Mapping) or not value:
-        raise InvalidInputError(
-            f'{where} must map paths to conditions, e.g. {{"context.age": {{"<": 18}}}}',
-            field=where,
-        )
-    roots = _PATH_ROOTS[stage]
-    out: list[Condition] = []
-    for path, tests in value.items():
-        parts = tuple(str(path).split("."))
-        at = f"{where}.{path}"
-        if (
-            parts[0] not in roots
-            or (parts[0] != "score" and len(parts) != 2)
-            or any(not p for p in parts)
-        ):
-            paths = ", ".join(r if r == "score" else f"{r}.NAME" for r in roots)
-            raise InvalidInputError(f"{at}: a {stage} rule can test {paths}", field=at)
-        if not isinstance(tests, Mapping) or not tests:
-            raise InvalidInputError(f'{at} must be an object like {{"<": 18}}', field=at)
-        for op, operand in tests.items():
-            if op not in OPERATORS:
-                raise InvalidInputError(
-                    f"{at}: unknown operator {op!r}; use one of {' '.join(OPERATORS)}",
-                    field=f"{at}.{op}",
-                )
-            if op in ("in", "not_in") and (
-                not isinstance(operand, Sequence) or isinstance(operand, str)
-            ):
-                raise InvalidInputError(f"{at}.{op} needs a list", field=f"{at}.{op}")
-            if op == "missing" and not isinstance(operand, bool):
-                raise InvalidInputError(f"{at}.missing needs true or false", field=f"{at}.missing")
-            if op in ("in", "not_in"):
-                operand = tuple(operand)
-            out.append(Condition(parts, op, operand, _compare(op)))
-    return tuple(out)

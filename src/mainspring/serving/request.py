@@ -1,4 +1,5 @@
-"""What a caller asks of a deciding deployment, and the checks on it (no model needed).
+"""What a caller asks of a deciding deployment, the checks on it, and the model input row made
+from it and the features read for it (:func:`model_row`).
 
 >>> DecisionRequest.from_dict({"entity": {"customer_id": 7}, "context": {"amount": 120.0}}).entity
 {'customer_id': 7}
@@ -9,9 +10,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from mainspring.errors import InvalidInputError
+from mainspring.records import FeatureValue
+from mainspring.serving.runtime import ModelRuntime
 
 #: The JSON scalars an entity key or a context value may be.
 SCALARS = (str, int, float, bool, type(None))
@@ -100,3 +107,46 @@ def number(value: Any) -> float:
     if isinstance(value, int | float):
         return float(value)
     raise TypeError(type(value).__name__)
+
+
+def model_row(
+    columns: Mapping[str, tuple[str, int]],
+    service: str | None,
+    runtime: ModelRuntime,
+    context: Mapping[str, Any],
+    values: Mapping[str, Any],
+    as_of: Mapping[str, datetime | None],
+) -> tuple[npt.NDArray[np.float64], tuple[FeatureValue, ...]]:
+    """The model's input row in signature order, and what was read for it: ``values`` from the
+    feature service ``service`` (``columns`` maps a column to its view and version), else the
+    request's ``context``; a value that is not a number, or a missing one, is refused by name."""
+    row = np.empty((1, len(runtime.feature_names)), dtype=np.float64)
+    seen: list[FeatureValue] = []
+    missing: list[str] = []
+    for i, name in enumerate(runtime.feature_names):
+        if name in values:
+            value = values[name]
+            view = columns.get(name, (None, 0))[0]
+            seen.append(FeatureValue(name, value, as_of.get(name), view))
+        elif name in context:
+            value = context[name]
+            seen.append(FeatureValue(name, value, None, None))
+        else:
+            missing.append(name)
+            continue
+        try:
+            row[0, i] = number(value)
+        except TypeError:
+            where = f"context.{name}" if name not in values else f"features.{name}"
+            raise InvalidInputError(
+                f"{where} is {value!r}; model {runtime.name} needs a number", field=where
+            ) from None
+    if missing:
+        raise InvalidInputError(
+            f"context.{missing[0]} is missing: model {runtime.name} needs "
+            f"{', '.join(missing)}, which neither the feature service "
+            f"{service!r} nor the request context gives",
+            field=f"context.{missing[0]}",
+        )
+    runtime.check_finite(row)
+    return row, tuple(seen)
