@@ -20,6 +20,7 @@ from typing import Self
 
 from mainspring.access import TokenStore
 from mainspring.audit import AuditMetrics, DecisionLog, PersonalData
+from mainspring.audit.outbox import Mirror
 from mainspring.config import AUDIT_KEY_FILE, STATE_DIR, Settings, load_settings
 from mainspring.errors import ConfigError
 from mainspring.features import FeatureStore
@@ -32,6 +33,7 @@ from mainspring.storage import (
     open_online_store,
 )
 from mainspring.storage.base import BlobStore, EventLog, MetadataStore, OnlineStore
+from mainspring.storage.sql import SqlMetadataStore
 
 
 def git_commit(directory: Path) -> str | None:
@@ -192,6 +194,19 @@ class Project:
             if self._decisions is None:
                 self._decisions = self._open_decisions()
             return self._decisions
+
+    def mirror_decisions(self, interval_s: float = 0.2) -> Mirror | None:
+        """Publish the decision log to the event log from this process, polling every
+        ``interval_s``: for a process that appends nothing itself, such as the supervisor of
+        ``mainspring serve``'s workers, which then never spend their own time (or their GIL) on
+        it. None when another process of the project already mirrors; ``Mirror.stop`` ends it.
+        """
+        if not isinstance(self.metadata, SqlMetadataStore) or not self._mirror_claim():
+            return None
+        mirror = Mirror(self.metadata, self.events, claim=self._mirror_claim)
+        mirror.start(interval_s)
+        mirror.wake()
+        return mirror
 
     def _open_decisions(self) -> DecisionLog:
         audit = self.settings.audit

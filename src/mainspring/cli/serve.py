@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -99,9 +100,18 @@ def serve(
             + (f" and grpc {host}:{grpc_port}" if grpc_port else "")
             + f" with {count} worker{'s' if count > 1 else ''}"
         )
-        try:
-            code = run(PlaneFactory(directory, metrics_dir), options)
-        finally:
-            if metrics_dir:
-                shutil.rmtree(metrics_dir, ignore_errors=True)
+        with contextlib.ExitStack() as cleanup:
+            if count > 1:
+                # the supervisor mirrors the decision log: the workers' GIL is for requests
+                from mainspring.project import Project
+
+                project = cleanup.enter_context(Project.open(directory))
+                mirror = project.mirror_decisions()
+                if mirror is not None:
+                    cleanup.callback(mirror.stop)
+            try:
+                code = run(PlaneFactory(directory, metrics_dir), options)
+            finally:
+                if metrics_dir:
+                    shutil.rmtree(metrics_dir, ignore_errors=True)
         raise SystemExit(code)

@@ -5,15 +5,8 @@ only when used.
 """
 
 from mainspring.features.catalog import Materialization, Registered
-from mainspring.features.definitions import (
-    Entity,
-    FeatureService,
-    FeatureView,
-    Field,
-    FileSource,
-    QuerySource,
-    StreamSource,
-)
+from mainspring.features.datasources import FileSource, QuerySource, StreamSource
+from mainspring.features.definitions import Entity, FeatureService, FeatureView, Field
 from mainspring.features.ondemand import OnDemandFeatureView
 from mainspring.features.online import OnlineFeatures
 from mainspring.features.store import FeatureStore

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mainspring.errors import InvalidInputError, MissingDependencyError
-from mainspring.features.definitions import FeatureView, FileSource, StreamSource
+from mainspring.features.datasources import FileSource, StreamSource
+from mainspring.features.definitions import FeatureView
 from mainspring.features.frames import DUCKDB_TYPES, TS, arrow, compatible, feature_table
 
 if TYPE_CHECKING:

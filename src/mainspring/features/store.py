@@ -19,7 +19,8 @@ from mainspring.features import applying, catalog, computed
 from mainspring.features.applying import Definition
 from mainspring.features.catalog import Materialization, Registered
 from mainspring.features.computed import Context
-from mainspring.features.definitions import FeatureView, StreamSource
+from mainspring.features.datasources import StreamSource
+from mainspring.features.definitions import FeatureView
 from mainspring.features.frames import feature_table, to_arrow
 from mainspring.features.loaded import LoadedCode
 from mainspring.features.materializing import materialize_view

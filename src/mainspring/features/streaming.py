@@ -35,7 +35,8 @@ from typing import Any
 
 from mainspring.errors import InvalidInputError
 from mainspring.events.sink import SqliteSink
-from mainspring.features.definitions import FeatureView, StreamSource
+from mainspring.features.datasources import StreamSource
+from mainspring.features.definitions import FeatureView
 from mainspring.features.frames import arrow, feature_table
 from mainspring.features.online import EPOCH, encode_rows
 from mainspring.features.store import FeatureStore

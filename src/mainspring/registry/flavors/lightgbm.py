@@ -52,7 +52,11 @@ class _SingleRow:
 
         self._ctypes = ctypes
         self._lib = basic._LIB  # type: ignore[attr-defined]  # not public: see the docstring
-        self._call = self._lib.LGBM_BoosterPredictForMatSingleRowFast
+        # through a PyDLL handle of the same library the call keeps the GIL: releasing it for
+        # 20 us lets a busy thread (the decision log's mirror) take it for up to 5 ms
+        held = ctypes.PyDLL(self._lib._name, handle=self._lib._handle)
+        self._call = held.LGBM_BoosterPredictForMatSingleRowFast
+        self._call.restype = ctypes.c_int
         self.n_features = int(booster.num_feature())
         self.outputs = int(booster.num_model_per_iteration())
         iterations = booster.best_iteration if booster.best_iteration > 0 else -1
