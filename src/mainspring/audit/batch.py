@@ -158,19 +158,8 @@ class BatchWriter:
             if seen.kind is Kind.OUTCOME and seen.decision_id == outcome.decision_id:
                 return Outcome.from_dict(seen.data())
             raise ConflictError(f"id {outcome.id!r} is already used by another record")
-        batch.add(
-            Row(
-                id=outcome.id,
-                kind=Kind.OUTCOME,
-                decision_id=outcome.decision_id,
-                deployment=logged.deployment,
-                at=stamp(outcome.at),
-                model=logged.model,
-                version=logged.version,
-                review_required=False,
-                body=json_text(outcome.to_dict(), "value"),
-            )
-        )
+        body = json_text(outcome.to_dict(), "value")
+        batch.add(_attached(Kind.OUTCOME, outcome.id, logged, outcome.at, body))
         return outcome
 
     def _add_review(self, tx: DriverTx, batch: _Batch, request: ReviewRequest) -> Review:
@@ -192,25 +181,29 @@ class BatchWriter:
             at=request.at,
             id=request.id,
         )
-        batch.add(
-            Row(
-                id=review.id,
-                kind=Kind.REVIEW,
-                decision_id=review.decision_id,
-                deployment=logged.deployment,
-                at=stamp(review.at),
-                model=logged.model,
-                version=logged.version,
-                review_required=False,
-                body=json_text(review.to_dict(), "review"),
-            )
-        )
+        body = json_text(review.to_dict(), "review")
+        batch.add(_attached(Kind.REVIEW, review.id, logged, review.at, body))
         batch.pending_remove.append(review.decision_id)
         segments = {s: str(v) for s in self.segments if (v := segment(data, s)) is not None}
         self._notes.append(
             (logged.deployment, logged.model, logged.version, review.action.value, segments)
         )
         return review
+
+
+def _attached(kind: Kind, record_id: str, logged: Row, at: datetime, body: str) -> Row:
+    """The row of an outcome or a review of the logged decision ``logged``."""
+    return Row(
+        id=record_id,
+        kind=kind,
+        decision_id=logged.id,
+        deployment=logged.deployment,
+        at=stamp(at),
+        model=logged.model,
+        version=logged.version,
+        review_required=False,
+        body=body,
+    )
 
 
 def _final(original: str, request: ReviewRequest) -> str:

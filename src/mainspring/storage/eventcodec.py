@@ -107,14 +107,19 @@ def dumps(value: Any) -> str:
 keyed_partition = functools.lru_cache(maxsize=1 << 16)(partition_for)
 
 
-def encode(event: Event) -> tuple[str, str]:
-    """An event's ``(headers, payload)`` as compact JSON; its topic name is checked too."""
-    check_name(event.topic, field="topic")
+def payload_json(event: Event) -> str:
+    """An event's payload as compact JSON, or an error naming the field ``payload``."""
     try:
-        payload = dumps(event.payload)
+        return dumps(event.payload)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(
             f"event payload is not JSON ({exc}); send numbers, strings, lists and maps",
             field="payload",
         ) from None
+
+
+def encode(event: Event) -> tuple[str, str]:
+    """An event's ``(headers, payload)`` as compact JSON; its topic name is checked too."""
+    check_name(event.topic, field="topic")
+    payload = payload_json(event)
     return (dumps(dict(event.headers)) if event.headers else "{}"), payload

@@ -31,7 +31,7 @@ from mainspring.errors import (
     StorageError,
 )
 from mainspring.records import Event, check_name
-from mainspring.storage.eventcodec import dumps
+from mainspring.storage.eventcodec import payload_json
 
 if TYPE_CHECKING:
     import confluent_kafka
@@ -223,13 +223,7 @@ class KafkaEventLog:
                 return callback
 
             for index, event in enumerate(batch):
-                try:
-                    value = dumps(event.payload)
-                except (TypeError, ValueError) as exc:
-                    raise InvalidInputError(
-                        f"event payload is not JSON ({exc}); send numbers, strings, lists, maps",
-                        field="payload",
-                    ) from None
+                value = payload_json(event)
                 headers = [(k, v.encode("utf-8")) for k, v in event.headers.items()]
                 headers += [
                     (ID_HEADER, event.id.encode()),
