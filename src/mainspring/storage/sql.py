@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,6 +76,37 @@ class DriverTx:
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         self._cursor.execute(self._sql(sql), params)
         return list(self._cursor.fetchall())
+
+
+#: how long a writer waits for SQLite's write lock before giving up (as the engine's timeout)
+LOCK_WAIT_S = 60.0
+
+
+def _begin_immediate(raw: Any) -> None:
+    """``BEGIN IMMEDIATE``, waiting for the write lock in steps of 0.1 to 2 ms.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25... up to 100 ms between tries, so
+    a writer that finds the lock taken for a millisecond (another process's commit) can sleep
+    for tens of milliseconds after it is free. The handler is off while this takes the lock,
+    and the connection's own timeout is back for everything else.
+    """
+    (previous,) = raw.execute("PRAGMA busy_timeout").fetchone()
+    raw.execute("PRAGMA busy_timeout=0")
+    try:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        wait = 0.0001
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() > deadline:
+                    raise
+            time.sleep(wait)
+            wait = min(wait * 2, 0.002)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={int(previous)}")
 
 
 @functools.lru_cache(maxsize=256)
@@ -180,7 +212,7 @@ class SqlMetadataStore:
         with self._guard():
             raw = conn.connection.dbapi_connection
             try:
-                raw.execute("BEGIN IMMEDIATE")
+                _begin_immediate(raw)
                 try:
                     yield DriverTx(raw.cursor(), "?")
                     raw.execute("COMMIT")
