@@ -34,6 +34,20 @@ _REVIEWED = "SELECT id FROM decision_log WHERE decision_id = ? AND kind = 'revie
 Note = tuple[str, str | None, int | None, str, dict[str, str]]
 
 
+def record(tx: DriverTx, record_id: str) -> Row | None:
+    """The record ``record_id`` of the log, if there is one."""
+    found = tx.first(_RECORD, (record_id,))
+    return Row.from_values(found) if found is not None else None
+
+
+def decision_row(tx: DriverTx, decision_id: str) -> Row:
+    """The logged decision ``decision_id`` (``NotFoundError`` if there is none)."""
+    row = record(tx, decision_id)
+    if row is None or row.kind is not Kind.DECISION:
+        raise NotFoundError("decision", decision_id)
+    return row
+
+
 @dataclass(frozen=True, slots=True)
 class ReviewRequest:
     """A review as asked for, before the writer checks it against the logged decision."""
@@ -140,20 +154,9 @@ class BatchWriter:
             batch.pending_add.append((row.id, row.deployment, linked.seq))
         return LoggedDecision(stored, linked.seq, linked.hash, linked.prev_hash)
 
-    @staticmethod
-    def _record(tx: DriverTx, record_id: str) -> Row | None:
-        found = tx.first(_RECORD, (record_id,))
-        return Row.from_values(found) if found is not None else None
-
-    def _decision_row(self, tx: DriverTx, decision_id: str) -> Row:
-        row = self._record(tx, decision_id)
-        if row is None or row.kind is not Kind.DECISION:
-            raise NotFoundError("decision", decision_id)
-        return row
-
     def _add_outcome(self, tx: DriverTx, batch: _Batch, outcome: Outcome) -> Outcome:
-        logged = self._decision_row(tx, outcome.decision_id)
-        seen = self._record(tx, outcome.id)
+        logged = decision_row(tx, outcome.decision_id)
+        seen = record(tx, outcome.id)
         if seen is not None:
             if seen.kind is Kind.OUTCOME and seen.decision_id == outcome.decision_id:
                 return Outcome.from_dict(seen.data())
@@ -163,7 +166,7 @@ class BatchWriter:
         return outcome
 
     def _add_review(self, tx: DriverTx, batch: _Batch, request: ReviewRequest) -> Review:
-        logged = self._decision_row(tx, request.decision_id)
+        logged = decision_row(tx, request.decision_id)
         earlier = tx.first(_REVIEWED, (request.decision_id,))
         if earlier is not None:
             raise ConflictError(

@@ -36,8 +36,9 @@ def stamp(at: datetime) -> str:
 
 
 #: the columns of ``decision_log`` in the order :meth:`Row.values` gives them
-COLUMNS = ("seq, id, kind, decision_id, deployment, at, model, version, review_required, body, "
-           "prev_hash, hash")  # fmt: skip
+COLUMN_NAMES = ("seq", "id", "kind", "decision_id", "deployment", "at", "model", "version",
+                "review_required", "body", "prev_hash", "hash")  # fmt: skip
+COLUMNS = ", ".join(COLUMN_NAMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,38 +73,10 @@ class Row:
         return cls(id_, Kind(kind), decision_id, deployment, at, model, version, bool(review),
                    body, seq, prev, hash_)  # fmt: skip
 
-    def columns(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "id": self.id,
-            "kind": self.kind.value,
-            "decision_id": self.decision_id,
-            "deployment": self.deployment,
-            "at": self.at,
-            "model": self.model,
-            "version": self.version,
-            "review_required": self.review_required,
-            "body": self.body,
-            "prev_hash": self.prev_hash,
-            "hash": self.hash,
-        }
-
     @classmethod
     def from_db(cls, row: Any) -> Row:
-        return cls(
-            id=row.id,
-            kind=Kind(row.kind),
-            decision_id=row.decision_id,
-            deployment=row.deployment,
-            at=row.at,
-            model=row.model,
-            version=row.version,
-            review_required=bool(row.review_required),
-            body=row.body,
-            seq=row.seq,
-            prev_hash=row.prev_hash,
-            hash=row.hash,
-        )
+        """A row read through SQLAlchemy (columns as attributes)."""
+        return cls.from_values(tuple(getattr(row, name) for name in COLUMN_NAMES))
 
     def data(self) -> JSON:
         import orjson  # not at import time: `import mainspring` stays lean

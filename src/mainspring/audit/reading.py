@@ -9,12 +9,12 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 
-from mainspring.audit.batch import IN_CHUNK
+from mainspring.audit.batch import IN_CHUNK, decision_row
 from mainspring.audit.checks import MAX_NAME, aware, segment, text
 from mainspring.audit.entries import Kind, Label, LoggedDecision, OverrideRate, Row, row_hash
-from mainspring.errors import InvalidInputError, NotFoundError
+from mainspring.errors import InvalidInputError
 from mainspring.records import Outcome, Review, ReviewAction
 from mainspring.storage.chain import GENESIS, Verification
 from mainspring.storage.schema import decision_log, decision_outbox, decision_reviews_pending
@@ -29,21 +29,10 @@ class LogReader:
 
     store: SqlMetadataStore
 
-    @staticmethod
-    def _record(conn: Connection, record_id: str) -> Row | None:
-        found = conn.execute(select(decision_log).where(decision_log.c.id == record_id)).first()
-        return Row.from_db(found) if found is not None else None
-
-    def _decision_row(self, conn: Connection, decision_id: str) -> Row:
-        row = self._record(conn, decision_id)
-        if row is None or row.kind is not Kind.DECISION:
-            raise NotFoundError("decision", decision_id)
-        return row
-
     def get(self, decision_id: str) -> LoggedDecision:
         """The logged decision ``decision_id`` (``NotFoundError`` if there is none)."""
-        with self.store.read() as conn:
-            row = self._decision_row(conn, decision_id)
+        with self.store.driver_read() as tx:
+            row = decision_row(tx, decision_id)
         return LoggedDecision.from_row(row)
 
     def _decisions_query(

@@ -122,6 +122,16 @@ class Field:
         return {"name": self.name, "dtype": self.dtype, "description": self.description}
 
 
+def checked_tags(tags: Mapping[str, str], where: str) -> dict[str, str]:
+    """``tags`` as a dict once every key is a valid name and every value a string."""
+    out = dict(tags)
+    for key, value in out.items():
+        check_name(str(key), field=f"tags.{key}")
+        if not isinstance(value, str):
+            raise InvalidInputError(f"{where}: tag {key!r} must be a string", field=f"tags.{key}")
+    return out
+
+
 def transformation_digest(func: Transformation | None) -> str | None:
     """A digest of a transformation's source code (its identity across processes)."""
     if func is None:
@@ -190,13 +200,7 @@ class FeatureView:
             raise InvalidInputError(
                 f"{where}: ttl must be a positive timedelta or None (no expiry)", field="ttl"
             )
-        tags = dict(self.tags)
-        for key, value in tags.items():
-            check_name(str(key), field=f"tags.{key}")
-            if not isinstance(value, str):
-                raise InvalidInputError(
-                    f"{where}: tag {key!r} must be a string", field=f"tags.{key}"
-                )
+        tags = checked_tags(self.tags, where)
         object.__setattr__(self, "tags", tags)
         if self.transformation is not None and not callable(self.transformation):
             raise InvalidInputError(

@@ -45,9 +45,10 @@ from mainspring.features.definitions import (
     Transformation,
     _name,
     as_array,
+    checked_tags,
     transformation_digest,
 )
-from mainspring.records import JSON, check_name
+from mainspring.records import JSON
 
 #: The kind under which on-demand views are registered.
 KIND = "ondemand"
@@ -134,13 +135,7 @@ class OnDemandFeatureView:
             raise InvalidInputError(
                 f"{where}: handles_missing must be True or False", field="handles_missing"
             )
-        tags = dict(self.tags)
-        for key, value in tags.items():
-            check_name(str(key), field=f"tags.{key}")
-            if not isinstance(value, str):
-                raise InvalidInputError(
-                    f"{where}: tag {key!r} must be a string", field=f"tags.{key}"
-                )
+        tags = checked_tags(self.tags, where)
         object.__setattr__(self, "context", context)
         object.__setattr__(self, "fields", fields)
         object.__setattr__(self, "inputs", inputs)
