@@ -11,6 +11,10 @@ hand-off between threads (two context switches, more than the INSERT), while con
 still share commits. Asyncio callers (:meth:`GroupCommitter.submit`) never block their event
 loop: the writer thread commits for them.
 
+On SQLite the writer's connection never checkpoints the write-ahead log inside a COMMIT (SQLite
+would, every thousand pages, copying them all while one request waits): a checkpoint thread does
+it every :data:`CHECKPOINT_EVERY` records, without the GIL and without blocking the writer.
+
 Durability (:class:`Durability`) is a property of the writer's connection:
 
 - ``fsync`` (default): SQLite ``synchronous=FULL``, PostgreSQL ``synchronous_commit=on``. Every
@@ -41,6 +45,8 @@ from mainspring.storage.sql import DriverTx, SqlMetadataStore
 log = logging.getLogger("mainspring.audit")
 
 DEFAULT_MAX_BATCH = 512
+#: records committed between two checkpoints of SQLite's write-ahead log (on a thread of its own)
+CHECKPOINT_EVERY = 256
 
 
 class Durability(enum.StrEnum):
@@ -119,6 +125,9 @@ class GroupCommitter:
         self._state = threading.Lock()
         self._leading = threading.Lock()  # held by whichever thread is committing
         self._closed = False
+        self._uncheckpointed = 0  # records committed since the last checkpoint was asked for
+        self._checkpoint_due = threading.Event()
+        self._checkpointer: threading.Thread | None = None
 
     def submit(self, kind: str, payload: Any) -> Future[Any]:
         """Queue one operation; its future resolves once the batch holding it has committed."""
@@ -169,6 +178,10 @@ class GroupCommitter:
             thread.join()
         with self._leading:  # a caller still committing on its own thread finishes first
             self._drop_connection()
+            checkpointer = self._checkpointer
+        self._checkpoint_due.set()
+        if checkpointer is not None:
+            checkpointer.join()
 
     # --- committing ----------------------------------------------------------------------------
 
@@ -197,7 +210,7 @@ class GroupCommitter:
 
     def _connection(self) -> Connection:
         if self._conn is None:
-            conn = self.store.engine.connect()
+            conn = self.store.hot_writer()
             try:
                 self._configure(conn)
             except Exception:
@@ -234,6 +247,9 @@ class GroupCommitter:
             )
             batch[0].future.set_exception(error)
             return
+        self._uncheckpointed += len(batch)
+        if self._uncheckpointed >= CHECKPOINT_EVERY:
+            self._ask_checkpoint()
         if self._after_commit is not None:
             try:
                 self._after_commit(batch, results)
@@ -244,6 +260,29 @@ class GroupCommitter:
                 op.future.set_exception(result)
             else:
                 op.future.set_result(result)
+
+    def _ask_checkpoint(self) -> None:
+        """Wake the checkpoint thread (called by the committing thread, under ``_leading``)."""
+        self._uncheckpointed = 0
+        if self.store.dialect != "sqlite":
+            return
+        if self._checkpointer is None:
+            self._checkpointer = threading.Thread(
+                target=self._checkpoints, name=f"{self._name}-checkpoint", daemon=True
+            )
+            self._checkpointer.start()
+        self._checkpoint_due.set()
+
+    def _checkpoints(self) -> None:
+        while True:
+            self._checkpoint_due.wait()
+            self._checkpoint_due.clear()
+            if self._closed:
+                return
+            try:
+                self.store.checkpoint()
+            except Exception:  # the next one copies what this one did not
+                log.warning("checkpointing the decision log's database failed", exc_info=True)
 
     def _transaction(self, batch: list[Op]) -> list[Any]:
         with self.store.driver_write(self._connection(), self._lock) as tx:

@@ -87,26 +87,22 @@ def _begin_immediate(raw: Any) -> None:
 
     SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25... up to 100 ms between tries, so
     a writer that finds the lock taken for a millisecond (another process's commit) can sleep
-    for tens of milliseconds after it is free. The handler is off while this takes the lock,
-    and the connection's own timeout is back for everything else.
+    for tens of milliseconds after it is free. The connections of
+    :meth:`SqlMetadataStore.hot_writer` have that handler off, so a busy database answers at
+    once and the wait is this loop's.
     """
-    (previous,) = raw.execute("PRAGMA busy_timeout").fetchone()
-    raw.execute("PRAGMA busy_timeout=0")
-    try:
-        deadline = time.monotonic() + LOCK_WAIT_S
-        wait = 0.0001
-        while True:
-            try:
-                raw.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                busy = "locked" in str(exc) or "busy" in str(exc)
-                if not busy or time.monotonic() > deadline:
-                    raise
-            time.sleep(wait)
-            wait = min(wait * 2, 0.002)
-    finally:
-        raw.execute(f"PRAGMA busy_timeout={int(previous)}")
+    deadline = time.monotonic() + LOCK_WAIT_S
+    wait = 0.0001
+    while True:
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() > deadline:
+                raise
+        time.sleep(wait)
+        wait = min(wait * 2, 0.002)
 
 
 @functools.lru_cache(maxsize=256)
@@ -190,6 +186,44 @@ class SqlMetadataStore:
             finally:
                 cursor.close()
 
+    @property
+    def _wal_file(self) -> bool:
+        return self.dialect == "sqlite" and self.url not in {"sqlite://", "sqlite:///:memory:"}
+
+    def hot_writer(self) -> Connection:
+        """A connection of its own for :meth:`driver_write` (the caller closes it).
+
+        On a SQLite file its busy handler is off (:meth:`driver_write` waits for the write lock in
+        short steps itself) and its commits never checkpoint the write-ahead log: a checkpoint
+        copies up to a thousand pages into the database file inside whichever COMMIT crossed the
+        threshold, milliseconds for one request. The writer calls :meth:`checkpoint` off its
+        commit path instead. Other connections keep SQLite's automatic checkpoints, so the log
+        stays bounded even if nobody calls it.
+        """
+        conn = self.engine.connect()
+        if self._wal_file:
+            raw: Any = conn.connection.dbapi_connection
+            try:
+                raw.execute("PRAGMA busy_timeout=0")
+                raw.execute("PRAGMA wal_autocheckpoint=0")
+            except sqlite3.Error as exc:
+                conn.close()
+                raise StorageError(f"metadata store {self.url} failed: {exc}") from exc
+        return conn
+
+    def checkpoint(self) -> None:
+        """Copy what the SQLite write-ahead log holds into the database file, waiting for no
+        reader or writer (``PASSIVE``: what a reader still needs stays for the next time).
+        Nothing to do on other databases."""
+        if not self._wal_file:
+            return
+        with self._errors(), self.engine.connect() as conn:
+            raw: Any = conn.connection.dbapi_connection
+            try:
+                raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:
+                raise StorageError(f"metadata store {self.url} failed: {exc}") from exc
+
     @contextmanager
     def driver_write(self, conn: Connection, lock: str = "main") -> Iterator[DriverTx]:
         """A write transaction on ``conn`` run through the database driver, for hot paths.
@@ -197,8 +231,8 @@ class SqlMetadataStore:
         Building and compiling an SQLAlchemy statement costs more than SQLite takes to run it, so a
         writer that commits once per request (the decision log) talks to the driver directly:
         statements are written once with ``?`` placeholders (:class:`DriverTx`). SQLite opens the
-        transaction with ``BEGIN IMMEDIATE`` on the pooled connection's own ``sqlite3``
-        connection; other dialects keep :meth:`write_on`'s transaction and lock.
+        transaction with ``BEGIN IMMEDIATE`` on ``conn``'s own ``sqlite3`` connection (best one
+        from :meth:`hot_writer`); other dialects keep :meth:`write_on`'s transaction and lock.
         """
         if self.dialect != "sqlite":
             with self.write_on(conn, lock) as tx:
