@@ -114,3 +114,24 @@ def test_junk_is_either_read_or_refused_with_a_field(obj: Any) -> None:
         )
     else:
         assert codes.to_mapping() == obj  # a valid configuration holds nothing else
+
+
+@given(
+    st.lists(st.sampled_from([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0]), min_size=1, max_size=12)
+    | st.lists(st.floats(-5, 5, allow_nan=False), min_size=1, max_size=12),
+    st.integers(1, 14),
+    st.sampled_from(["up", "down", "both"]),
+)
+@settings(max_examples=200, deadline=None)
+def test_top_ranks_as_a_stable_sort_of_the_contributions(
+    phis: list[float], k: int, toward: Any
+) -> None:
+    """The order is a stable sort (ties keep the feature order), as NumPy's stable argsort."""
+    names = [f"f{i}" for i in range(len(phis))]
+    phi = np.array(phis)
+    key, keep = {"up": (-phi, phi > 0), "down": (phi, phi < 0),
+                 "both": (-np.abs(phi), phi != 0)}[toward]  # fmt: skip
+    expected = [names[i] for i in np.argsort(key, kind="stable") if keep[i]][:k]
+    got = ReasonCodes.from_mapping({}).top(names, phi, k=k, toward=toward)
+    assert [r.feature for r in got] == expected
+    assert all(isinstance(r.contribution, float) for r in got)

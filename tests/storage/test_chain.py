@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from mainspring.errors import StorageError
 from mainspring.storage import MetadataStore, open_metadata_store
-from mainspring.storage.chain import GENESIS, HashChain, canonical_json, entry_hash
+from mainspring.storage.chain import GENESIS, HashChain, canonical_json, entry_hash, fields_hash
 from mainspring.storage.sql import SqlMetadataStore
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.service)]
@@ -292,3 +292,23 @@ def test_any_json_details_round_trip(store: SqlMetadataStore) -> None:
         assert chain.verify().ok
 
     round_trip()
+
+
+@given(
+    st.lists(
+        st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text() | st.floats(),
+        max_size=8,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_fields_hash_is_the_hash_of_the_canonical_json(fields: list[Any]) -> None:
+    """orjson's fast path writes the same bytes as canonical_json, or gives way to it."""
+    import hashlib
+
+    try:
+        expected = hashlib.sha256(canonical_json(fields).encode("utf-8")).hexdigest()
+    except (ValueError, UnicodeEncodeError) as exc:  # NaN, infinity, lone surrogates
+        with pytest.raises(type(exc)):
+            fields_hash(*fields)
+        return
+    assert fields_hash(*fields) == expected

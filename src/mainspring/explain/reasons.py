@@ -150,27 +150,23 @@ class ReasonCodes:
             )
         if k <= 0:
             return []
+        # plain Python: for tens of features it is several times faster than NumPy's calls
+        phis = phi.tolist()
         if toward == "up":
-            key = -phi
-            keep = phi > 0
+            ranked = sorted((i for i, c in enumerate(phis) if c > 0), key=lambda i: -phis[i])
         elif toward == "down":
-            key = phi
-            keep = phi < 0
-        else:
-            key = -np.abs(phi)
-            keep = phi != 0
-        order = np.argsort(key, kind="stable")
+            ranked = sorted((i for i, c in enumerate(phis) if c < 0), key=lambda i: phis[i])
+        else:  # NaN is no reason (c == c is False for it)
+            ranked = sorted(
+                (i for i, c in enumerate(phis) if c != 0 and c == c), key=lambda i: -abs(phis[i])
+            )
         reasons: list[Reason] = []
-        for i in order:
-            if not keep[i]:
-                continue
-            contribution = float(phi[i])
+        for i in ranked[:k]:
+            contribution = phis[i]
             feature = str(feature_names[i])
             words = self.reason(feature, "up" if contribution > 0 else "down")
             value = _plain(values[i]) if values is not None else None
             reasons.append(Reason(feature, words.code, words.text, contribution, value))
-            if len(reasons) == k:
-                break
         return reasons
 
     def __len__(self) -> int:

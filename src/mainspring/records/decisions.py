@@ -60,6 +60,22 @@ class FeatureValue:
         )
 
 
+def _feature_dicts(features: tuple[FeatureValue, ...]) -> list[JSON]:
+    """``[f.to_dict() for f in features]``, writing each as-of time once: a view's features
+    share one (the same object), and ``isoformat`` was the costliest step of a decision's body."""
+    stamps: dict[int, str] = {}  # by object: equal times in other zones are written otherwise
+    out: list[JSON] = []
+    for f in features:
+        as_of = f.as_of
+        stamp = None
+        if as_of is not None:
+            stamp = stamps.get(id(as_of))
+            if stamp is None:
+                stamp = stamps[id(as_of)] = as_of.isoformat()
+        out.append({"name": f.name, "value": f.value, "as_of": stamp, "view": f.view})
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Reason:
     """One reason code: a feature that moved the score, its contribution and the words for it."""
@@ -139,7 +155,7 @@ class Decision:
             "policy": self.policy,
             "entity": dict(self.entity),
             "context": dict(self.context),
-            "features": [f.to_dict() for f in self.features],
+            "features": _feature_dicts(self.features),
             "feature_views": dict(self.feature_views),
             "model": self.model,
             "version": self.version,

@@ -168,6 +168,8 @@ class Deployment:
 
     def choose(self, key: str | None) -> Arm:
         """The arm that answers a request with routing key ``key``."""
+        if len(self._buckets) == 1:  # one arm answers everything: no bucket to work out
+            return self._buckets[0][1]
         bucket = self.bucket(key)
         for bound, arm in self._buckets:
             if bucket < bound:
@@ -176,6 +178,8 @@ class Deployment:
 
     def mirrored(self, key: str | None) -> list[Arm]:
         """The shadow arms that receive a copy of this request."""
+        if not any(a.role == "shadow" for a in self.arms):
+            return []
         bucket = self.bucket(key)
         return [a for a in self.shadows if bucket < round(a.weight * BUCKETS / 100)]
 

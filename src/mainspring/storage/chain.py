@@ -59,12 +59,26 @@ def entry_hash(
     return fields_hash(stream, seq, at, actor, action, subject, reason, details, prev_hash)
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def fields_hash(*fields: Any) -> str:
     """SHA-256 (hex) of the canonical JSON list of ``fields``: how every chain hashes a record.
+
+    Fields that are all text, integers, booleans or null (a logged row) are encoded by orjson,
+    which writes those exactly as :func:`canonical_json` does (tested) and several times faster;
+    anything else, and what orjson refuses (integers past 64 bits), by :func:`canonical_json`.
 
     >>> fields_hash("a", 1) == fields_hash("a", 1) != fields_hash("a", "1")
     True
     """
+    if all(type(f) in _PLAIN for f in fields):
+        import orjson  # not at import time: `import mainspring` stays lean
+
+        try:
+            return hashlib.sha256(orjson.dumps(fields)).hexdigest()
+        except TypeError:
+            pass
     return hashlib.sha256(canonical_json(list(fields)).encode("utf-8")).hexdigest()
 
 

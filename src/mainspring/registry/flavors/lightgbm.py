@@ -50,7 +50,6 @@ class _SingleRow:
 
         from lightgbm import basic
 
-        self._ctypes = ctypes
         self._lib = basic._LIB  # type: ignore[attr-defined]  # not public: see the docstring
         # through a PyDLL handle of the same library the call keeps the GIL: releasing it for
         # 20 us lets a busy thread (the decision log's mirror) take it for up to 5 ms
@@ -76,18 +75,19 @@ class _SingleRow:
         self._handle = handle
         self._length = ctypes.c_int64()
         self._lock = threading.Lock()  # one FastConfig: calls on it are serialised
+        # the row and the scores go through buffers of this object, their addresses taken once
+        # (numpy's ``.ctypes`` costs more per call than LightGBM's whole prediction)
+        self._row = np.empty(self.n_features, dtype=np.float64)
+        self._out = np.empty(self.outputs, dtype=np.float64)
+        self._row_at = ctypes.c_void_p(self._row.ctypes.data)
+        self._out_at = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        self._length_at = ctypes.byref(self._length)
 
     def predict(self, row: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        data = np.ascontiguousarray(row, dtype=np.float64)
-        out = np.empty(self.outputs, dtype=np.float64)
-        c = self._ctypes
         with self._lock:
-            status = self._call(
-                self._handle,
-                data.ctypes.data_as(c.c_void_p),
-                c.byref(self._length),
-                out.ctypes.data_as(c.POINTER(c.c_double)),
-            )
+            self._row[:] = row
+            status = self._call(self._handle, self._row_at, self._length_at, self._out_at)
+            out = self._out.copy()
         if status != 0:
             message = self._lib.LGBM_GetLastError().decode("utf-8", "replace")
             raise InvalidInputError(f"LightGBM refused the row: {message}")
