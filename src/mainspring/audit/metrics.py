@@ -32,6 +32,7 @@ class AuditMetrics(MetricSet):
             ["kind"],
             registry=registry,
         )
+        self._records: dict[str, Any] = {}
         self.batch = prom.Histogram(
             "mainspring_decision_log_batch_records",
             "Records per group commit of the decision log.",
@@ -58,7 +59,10 @@ class AuditMetrics(MetricSet):
 
     def committed(self, kinds: dict[str, int], batch: int) -> None:
         for kind, n in kinds.items():
-            self.records.labels(kind=kind).inc(n)
+            child = self._records.get(kind)
+            if child is None:  # a labelled child is looked up under a lock: keep the three
+                child = self._records[kind] = self.records.labels(kind=kind)
+            child.inc(n)
         self.batch.observe(batch)
 
     def reviewed(

@@ -120,10 +120,10 @@ def model_row(
     """The model's input row in signature order, and what was read for it: ``values`` from the
     feature service ``service`` (``columns`` maps a column to its view and version), else the
     request's ``context``; a value that is not a number, or a missing one, is refused by name."""
-    row = np.empty((1, len(runtime.feature_names)), dtype=np.float64)
+    numbers: list[float] = []
     seen: list[FeatureValue] = []
     missing: list[str] = []
-    for i, name in enumerate(runtime.feature_names):
+    for name in runtime.feature_names:
         if name in values:
             value = values[name]
             view = columns.get(name, (None, 0))[0]
@@ -135,7 +135,7 @@ def model_row(
             missing.append(name)
             continue
         try:
-            row[0, i] = number(value)
+            numbers.append(number(value))
         except TypeError:
             where = f"context.{name}" if name not in values else f"features.{name}"
             raise InvalidInputError(
@@ -148,5 +148,8 @@ def model_row(
             f"{service!r} nor the request context gives",
             field=f"context.{missing[0]}",
         )
-    runtime.check_finite(row)
+    row = np.array([numbers], dtype=np.float64)
+    total = sum(numbers)
+    if total - total != 0.0:  # a NaN or an infinity (or an overflowing sum): look closely
+        runtime.check_finite(row)
     return row, tuple(seen)
