@@ -7,12 +7,12 @@ once, because compiling SQLAlchemy statements cost more than SQLite took to run 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from mainspring.audit.checks import json_text, segment
-from mainspring.audit.entries import COLUMNS, Kind, LoggedDecision, Row, row_hash, stamp
+from mainspring.audit.entries import COLUMNS, Kind, LoggedDecision, Row, stamp
 from mainspring.audit.writer import Op
 from mainspring.errors import ConflictError, InvalidInputError, MainspringError, NotFoundError
 from mainspring.records import Decision, Outcome, Review, ReviewAction
@@ -75,8 +75,7 @@ class _Batch:
 
     def add(self, row: Row) -> Row:
         self.seq += 1
-        linked = replace(row, seq=self.seq, prev_hash=self.prev)
-        linked = replace(linked, hash=row_hash(linked))
+        linked = row.linked(self.seq, self.prev)
         self.prev = linked.hash
         self.rows.append(linked)
         self.by_id[linked.id] = linked

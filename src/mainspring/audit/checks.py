@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -15,21 +17,28 @@ MAX_ID = 64
 MAX_NAME = 128
 
 
-def _finite(value: Any) -> bool:
-    return not isinstance(value, float) or math.isfinite(value)
+def _all_finite(values: Iterable[Any]) -> bool:
+    """No NaN or infinity among ``values`` (other types pass): the sum of the floats, checked
+    once, answers for all of them unless it overflowed, when each is looked at."""
+    floats = [v for v in values if isinstance(v, float)]
+    total = sum(floats)
+    return total - total == 0.0 or all(map(math.isfinite, floats))
 
 
 def decision_json(decision: Decision) -> str:
     """The stored body of a decision: sorted-key JSON, as :func:`canonical_json` but with orjson
     (the body is hashed as stored, so only its determinism matters; this is 15x faster, which
     counts once per decision). NaN and infinity are refused, as ``canonical_json`` does."""
-    numbers = (decision.raw, decision.score, decision.confidence, decision.base_value,
-               decision.latency_ms, *decision.attributions.values(), *decision.shadows.values(),
-               *(f.value for f in decision.features), *(r.contribution for r in decision.reasons),
-               *decision.entity.values(), *decision.context.values())  # fmt: skip
+    numbers = itertools.chain(
+        (decision.raw, decision.score, decision.confidence, decision.base_value,
+         decision.latency_ms),
+        decision.attributions.values(), decision.shadows.values(),
+        (f.value for f in decision.features), (r.contribution for r in decision.reasons),
+        decision.entity.values(), decision.context.values(),
+    )  # fmt: skip
     import orjson  # not at import time: `import mainspring` stays lean
 
-    if not all(map(_finite, numbers)):
+    if not _all_finite(numbers):
         raise InvalidInputError(
             "decision cannot be logged: it holds NaN or infinity (log missing values as null)",
             field="decision",

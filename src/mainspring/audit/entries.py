@@ -78,6 +78,16 @@ class Row:
         """A row read through SQLAlchemy (columns as attributes)."""
         return cls.from_values(tuple(getattr(row, name) for name in COLUMN_NAMES))
 
+    def linked(self, seq: int, prev_hash: str) -> Row:
+        """This row at place ``seq`` of the chain, after the row whose hash is ``prev_hash``,
+        with its own hash (:func:`row_hash`)."""
+        digest = fields_hash(seq, self.id, self.kind.value, self.decision_id, self.deployment,
+                             self.at, self.model, self.version, bool(self.review_required),
+                             self.body, prev_hash)  # fmt: skip
+        return Row(self.id, self.kind, self.decision_id, self.deployment, self.at, self.model,
+                   self.version, self.review_required, self.body, seq, prev_hash,
+                   digest)  # fmt: skip
+
     def data(self) -> JSON:
         import orjson  # not at import time: `import mainspring` stays lean
 
