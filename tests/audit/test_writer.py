@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 from tests.audit.conftest import decision
 
 from mainspring.audit import DecisionLog, writer
+from mainspring.errors import ConflictError
 from mainspring.storage import open_metadata_store
 from mainspring.storage.sql import SqlMetadataStore
 
@@ -34,4 +36,42 @@ def test_the_writer_checkpoints_the_wal_on_a_thread_of_its_own(
             time.sleep(0.01)
         assert os.path.getsize(path) > before  # the 50th woke the checkpoint thread
         assert log.count() == 50
+    store.close()
+
+
+def test_asyncio_callers_get_their_own_results_and_errors(tmp_path: Path) -> None:
+    store = open_metadata_store(f"sqlite:///{tmp_path / 'm.db'}")
+    assert isinstance(store, SqlMetadataStore)
+
+    async def main(log: DecisionLog) -> list[object]:
+        clash = decision(1, decision="decline")  # the id of decision 1, other content
+        return await asyncio.gather(
+            *(log.append_async(decision(i)) for i in range(1, 11)),
+            log.append_async(clash),
+            return_exceptions=True,
+        )
+
+    with DecisionLog(store, durability="process") as log:
+        results = asyncio.run(main(log))
+        assert [r.id for r in results[:10]] == [f"d-{i}" for i in range(1, 11)]  # type: ignore[attr-defined]
+        assert isinstance(results[10], ConflictError)
+        assert log.count() == 10
+    store.close()
+
+
+def test_a_cancelled_asyncio_caller_still_has_its_record_committed(tmp_path: Path) -> None:
+    store = open_metadata_store(f"sqlite:///{tmp_path / 'm.db'}")
+    assert isinstance(store, SqlMetadataStore)
+
+    async def main(log: DecisionLog) -> None:
+        task = asyncio.ensure_future(log.append_async(decision(1)))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await log.append_async(decision(2))  # the writer and the loop carry on
+
+    with DecisionLog(store, durability="process") as log:
+        asyncio.run(main(log))
+        assert sorted(d.id for d in log.list()) == ["d-1", "d-2"]
     store.close()

@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -104,8 +103,7 @@ class DecisionLog(LogReader):
 
     async def append_async(self, decision: Decision) -> LoggedDecision:
         """:meth:`append` for asyncio code: the same writer, awaited instead of blocked on."""
-        future = self._writer.submit("decision", self._prepare(decision))
-        result: LoggedDecision = await asyncio.wrap_future(future)
+        result: LoggedDecision = await self._writer.run_async("decision", self._prepare(decision))
         return result
 
     def _prepare(self, decision: Decision) -> tuple[Decision, Row]:

@@ -28,6 +28,7 @@ Durability (:class:`Durability`) is a property of the writer's connection:
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import queue
@@ -67,11 +68,14 @@ class Durability(enum.StrEnum):
 
 @dataclass(slots=True)
 class Op:
-    """One queued write: what to do, its argument, and the caller's future."""
+    """One queued write: what to do, its argument, and the caller's future: a thread's
+    ``future``, or an asyncio caller's ``waiter`` on its event ``loop``."""
 
     kind: str
     payload: Any
     future: Future[Any] = field(default_factory=Future)
+    waiter: asyncio.Future[Any] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
 
 
 #: Runs a batch inside the writer's transaction; returns, per op, a result or the
@@ -81,6 +85,36 @@ BatchFn = Callable[[DriverTx, list[Op]], list[Any]]
 AfterCommit = Callable[[list[Op], list[Any]], None]
 
 _STOP = Op("stop", None)
+#: the thread future of an asyncio caller's op: never waited on
+_SETTLED: Future[Any] = Future()
+
+
+def _settle(batch: list[Op], results: list[Any]) -> None:
+    """Resolve each op's future with its result (or error); asyncio callers' in one call per
+    event loop, on that loop's thread."""
+    loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+    for op, result in zip(batch, results, strict=True):
+        if op.waiter is not None and op.loop is not None:
+            loops.setdefault(op.loop, []).append((op.waiter, result))
+        elif isinstance(result, BaseException):
+            op.future.set_exception(result)
+        else:
+            op.future.set_result(result)
+    for loop, settled in loops.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, settled)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            log.debug("an event loop closed before its decision-log writes were acknowledged")
+
+
+def _resolve(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for waiter, result in settled:
+        if waiter.done():  # the caller was cancelled; its record is committed all the same
+            continue
+        if isinstance(result, BaseException):
+            waiter.set_exception(result)
+        else:
+            waiter.set_result(result)
 
 
 def configure(store: SqlMetadataStore, conn: Connection, durability: Durability) -> None:
@@ -136,6 +170,18 @@ class GroupCommitter:
             self._check_open()
             self._queue.put(op)
         return op.future
+
+    async def run_async(self, kind: str, payload: Any) -> Any:
+        """:meth:`run` for asyncio code: queued for the writer thread, awaited. The writer hands
+        a batch's results to each event loop in one call (one wake-up of the loop per commit,
+        not one per record)."""
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        op = Op(kind, payload, _SETTLED, waiter, loop)
+        with self._state:
+            self._check_open()
+            self._queue.put(op)
+        return await waiter
 
     def run(self, kind: str, payload: Any) -> Any:
         """Do one operation and return its result once committed (or raise its error).
@@ -245,7 +291,7 @@ class GroupCommitter:
                 if isinstance(exc, MainspringError)
                 else StorageError(f"the decision log could not commit: {exc}")
             )
-            batch[0].future.set_exception(error)
+            _settle(batch, [error])
             return
         self._uncheckpointed += len(batch)
         if self._uncheckpointed >= CHECKPOINT_EVERY:
@@ -255,11 +301,7 @@ class GroupCommitter:
                 self._after_commit(batch, results)
             except Exception:
                 log.exception("after-commit hook failed")
-        for op, result in zip(batch, results, strict=True):
-            if isinstance(result, BaseException):
-                op.future.set_exception(result)
-            else:
-                op.future.set_result(result)
+        _settle(batch, results)
 
     def _ask_checkpoint(self) -> None:
         """Wake the checkpoint thread (called by the committing thread, under ``_leading``)."""
