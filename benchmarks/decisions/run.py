@@ -6,7 +6,8 @@ features), a policy, top-5 reasons from exact TreeSHAP, and the durable, hash-ch
    step measured alone beside it (feature read, predict, attributions, log append).
 2. Over HTTP: ``mainspring serve`` (one worker per core) and wrk at concurrency 32 posting
    ``/v1/decide/bench`` for random entities (a Lua script); decisions/s and wrk's latency
-   percentiles (closed loop; wrk corrects them for coordinated omission, see ``../loadgen.py``).
+   percentiles (closed loop; wrk corrects them for coordinated omission, see ``../loadgen.py``),
+   and the server's CPU time per decision (its processes' user + system time, from /proc).
    After the run the log must hold at least as many decisions as wrk saw answered, and its chain
    must verify.
 
@@ -151,6 +152,22 @@ def in_process(project_dir: Path, decisions: int) -> dict[str, dict[str, float]]
     }
 
 
+def cpu_seconds(session: int) -> dict[int, float]:
+    """CPU time (user + system) of each process of ``session`` so far, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[3]) == session:  # field 6 of stat: the session id
+            used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     body = json.dumps({"entity": {"customer_id": 1}}).encode()
@@ -189,7 +206,9 @@ def over_http(project_dir: Path, seconds: int, workers: int) -> dict[str, float]
     try:
         wait_ready(url, proc)
         wrk(url, 32, 3, script, threads=2)  # warm-up
+        cpu_before = cpu_seconds(proc.pid)
         result = wrk(url, 32, seconds, script, threads=2)
+        cpu_after = cpu_seconds(proc.pid)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
@@ -197,6 +216,11 @@ def over_http(project_dir: Path, seconds: int, workers: int) -> dict[str, float]
         logged = project.decisions.count() - before
         verified = project.decisions.verify()
     answered = result["requests"] - result["non_2xx"]
+    # the server's CPU per decision: its workers (deciding, HTTP, the log's commits) and the
+    # supervisor (which mirrors the decision log to the event log)
+    spent = {pid: cpu_after[pid] - cpu_before.get(pid, 0.0) for pid in cpu_after}
+    result["cpu_ms"] = sum(spent.values()) / max(answered, 1) * 1e3
+    result["supervisor_cpu_ms"] = spent.get(proc.pid, 0.0) / max(answered, 1) * 1e3
     print(f"log: {logged} decisions written during the HTTP runs, wrk saw {answered:.0f} answered "
           f"in the measured run; chain verifies: {verified.ok}")  # fmt: skip
     if not verified.ok or logged < answered:
@@ -243,6 +267,8 @@ def main() -> None:
             p50, p99 = http.get("wrk_p50", 0), http.get("wrk_p99", 0)
             print(f"{http['rps']:.0f} decisions/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
                   f"non-2xx {http['non_2xx']:.0f}")  # fmt: skip
+            print(f"server CPU per decision {http['cpu_ms']:.3f} ms (of it the supervisor, "
+                  f"mirroring the log: {http['supervisor_cpu_ms']:.3f} ms)")  # fmt: skip
             print(f"targets: >= 2,000/s ({http['rps'] / 2000:.2f}x), p99 <= 25 ms "
                   f"({p99 / 25:.2f} of it)")  # fmt: skip
     finally:
