@@ -18,6 +18,7 @@ import numpy as np
 from mainspring.errors import InvalidInputError, MissingDependencyError
 from mainspring.explain.base import Explainer, Matrix
 from mainspring.explain.forest import Forest
+from mainspring.explain.layout import lay_out
 
 Reader = Callable[..., tuple[Forest, float]]
 
@@ -49,6 +50,7 @@ class TreeExplainer(Explainer):
         self.forest = forest
         self.expected_value = float(forest.expected_value + base_offset)
         self._float32 = float32_inputs
+        self._layout = lay_out(forest)
         self._kernel: Callable[..., None] | None = None
         if warm:
             self.warm()
@@ -118,30 +120,24 @@ class TreeExplainer(Explainer):
         if self._float32:
             X = X.astype(np.float32).astype(np.float64)
         out = np.zeros_like(X)
-        f = self.forest
+        g = self._layout
         self._kernel(
             X,
             out,
-            f.tree_start,
-            f.tree_points,
-            f.factor_start,
-            f.feature,
-            f.threshold,
-            f.kind,
-            f.default_left,
-            f.missing,
-            f.cat_start,
-            f.cat_end,
-            f.categories,
-            f.value,
-            f.parent,
-            f.is_left,
-            f.edge_feature,
-            f.ratio,
-            f.previous,
-            f.factors,
-            f.max_nodes,
-            f.max_points,
+            g.trees,
+            g.inner_ints,
+            g.inner_floats,
+            g.reciprocals,
+            g.leaf_ints,
+            g.leaf_floats,
+            self.forest.categories,
+            g.points,
+            g.complements,
+            g.inverses,
+            g.weights,
+            g.max_inner,
+            g.max_nodes,
+            g.max_points,
         )
         return out
 
