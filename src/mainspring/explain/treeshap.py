@@ -1,7 +1,8 @@
 """Exact TreeSHAP for LightGBM and XGBoost, compiled with numba.
 
 :class:`TreeExplainer` reads a booster once into flat arrays (:mod:`mainspring.explain.forest`),
-compiles the kernel (:mod:`mainspring.explain._kernel`, cached on disk by numba) and then explains
+lays them out for the kernel (:mod:`mainspring.explain.layout`), compiles the kernel
+(:mod:`mainspring.explain._kernel`, cached on disk by numba) and then explains
 a row in a fraction of the time the libraries' own TreeSHAP takes, with the same values (path-
 dependent TreeSHAP, the default of ``shap.TreeExplainer`` and of LightGBM's and XGBoost's
 ``pred_contrib``). Attributions are in raw-score space: for classifiers the margin before the
@@ -120,24 +121,24 @@ class TreeExplainer(Explainer):
         if self._float32:
             X = X.astype(np.float32).astype(np.float64)
         out = np.zeros_like(X)
-        g = self._layout
+        layout = self._layout
         self._kernel(
             X,
             out,
-            g.trees,
-            g.inner_ints,
-            g.inner_floats,
-            g.reciprocals,
-            g.leaf_ints,
-            g.leaf_floats,
+            layout.trees,
+            layout.inner_ints,
+            layout.inner_floats,
+            layout.reciprocals,
+            layout.leaf_ints,
+            layout.leaf_floats,
             self.forest.categories,
-            g.points,
-            g.complements,
-            g.inverses,
-            g.weights,
-            g.max_inner,
-            g.max_nodes,
-            g.max_points,
+            layout.points,
+            layout.complements,
+            layout.inverses,
+            layout.weights,
+            layout.max_inner,
+            layout.max_nodes,
+            layout.max_points,
         )
         return out
 
