@@ -9,19 +9,43 @@ The algorithm is exact TreeSHAP in linear time per tree, in the spirit of Linear
 
 because the Shapley weight ``|S|! (d - |S| - 1)! / d!`` is the Beta integral of
 ``t^|S| (1 - t)^(d - |S| - 1)``. The integrand is a polynomial of degree below ``d``, so an
-``n``-point Gauss-Legendre rule with ``2n >= d`` integrates it exactly. Each tree is then done in
-two passes over its nodes, with every quantity held at the ``n`` points:
+``n``-point Gauss-Legendre rule with ``2n >= d`` integrates it exactly. With every quantity held
+at the ``Q`` points of its tree, and ``g_j(t) = z_j (1 - t) + o_j t``, each tree takes three
+loops over the tables of :mod:`mainspring.explain.layout`:
 
-- down: ``F(node) = prod_j g_j(t)`` over the path's distinct features, where
-  ``g_j(t) = z_j (1 - t) + o_j t`` (a repeated feature replaces its earlier factor);
-- up: ``S(node) = sum over leaves below of v_l F(l)``; at each edge ``e`` on feature ``i``, the
-  leaves below ``e`` whose path does not split on ``i`` again are ``S(e)`` minus ``S`` of the
-  next edges on ``i`` below, and they contribute ``(o_i - z_i) * sum_k w_k (that)(t_k) / g_i(t_k)``
-  to feature ``i``.
+- down the inner nodes (pre-order): which way ``x`` goes, ``one`` (``x`` followed this edge and
+  every edge above on its feature) and ``F(node) = prod_j g_j(t)`` over the path's distinct
+  features, from the parent's: times ``g(o) / g1(previous edge)`` (times the cover ratio if an
+  earlier edge on the feature was not followed: ``o`` is 0 from there on);
+- over the leaves: ``S = v F`` added to the parent's ``C`` (sum over children) and to the
+  previous edge's ``sub`` (sum over the next edges on the feature), and the leaf's share of its
+  edge's feature, ``v F(parent) (o - z) / g1(previous)`` (``-v F(parent) ratio / (1 - t)`` if
+  an earlier edge on the feature was not followed);
+- up the inner nodes (reverse pre-order): ``S = C``, added on up likewise, and the edge's share,
+  ``(o - z) / g(o)`` times ``S - sub`` (the leaves below whose path does not split on the
+  feature again).
 
-That is O(nodes * n) per tree and row with no allocation, against O(leaves * depth^2) for the
-classic algorithm. The passes are written without data-dependent branches (0/1 arithmetic picks
-the factors), because a mispredicted branch per node would cost more than the arithmetic.
+Shares are added per feature and point, and weighted by the Gauss weights once per row. That is
+O(nodes * Q) per tree and row with no allocation, against O(leaves * depth^2) for the classic
+algorithm.
+
+How it is made fast (about 3x less CPU per row than the previous version of this kernel, which
+streamed five precomputed factor vectors per node; see benchmarks/RESULTS.md):
+
+- the tables (layout module) are 1.0 MB for the issue's model instead of about 3 MB, read in
+  order, with ``1 / g1`` the only per-point number stored: the other factors are recomputed from
+  a node's zero fraction and cover ratio, which costs less than reading them;
+- four points at a time as one ``<4 x double>`` (:mod:`mainspring.explain._vectors`): numba does
+  not vectorize this loop by itself (its SLP vectorizer is off, and it cannot rule out that two
+  arrays overlap); the lanes round exactly as scalar code, so results are bit for bit the same on
+  every machine, with or without AVX or FMA;
+- table reads without numba's negative-index checks (``get``), which were about a third of the
+  instructions per node;
+- no data-dependent branches per node: 0/1 arithmetic picks the factors, and a split's rule for
+  missing values is three bits; only categorical splits take a branch.
+
+The kernel holds the GIL and is deterministic: the same row gives the same values, bit for bit,
+whatever else is in the batch.
 """
 
 from __future__ import annotations
@@ -32,43 +56,74 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from mainspring.explain.forest import CAT, LE, MISSING_NAN, MISSING_ZERO
+from mainspring.explain._vectors import get, load4, splat, store4
+from mainspring.explain.layout import (
+    CAT_END,
+    CAT_START,
+    CATEGORICAL,
+    DEFAULT_LEFT,
+    EDGE_FEATURE,
+    FEATURE,
+    INNER_FLOATS,
+    INNER_INTS,
+    INNER_START,
+    IS_LEFT,
+    LEAF_FLOATS,
+    LEAF_INTS,
+    LEAF_START,
+    NAN_LEFT,
+    NONZERO,
+    PARENT,
+    POINTS,
+    POINTS_START,
+    PREVIOUS,
+    RATIO,
+    RECIPROCAL_START,
+    RULE,
+    SLOT,
+    THRESHOLD,
+    VALUE,
+    ZERO,
+    ZERO_MISSING,
+)
 
 _ZERO = 1e-35  # LightGBM's kZeroThreshold
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
+Int32s = npt.NDArray[np.int32]
 
 
-@numba.njit(cache=True, nogil=True)
-def _goes_left_slow(
-    x: float,
-    node: int,
-    threshold: Floats,
-    kind: Ints,
-    default_left: Ints,
-    missing: Ints,
-    cat_start: Ints,
-    cat_end: Ints,
-    categories: Ints,
-) -> int:
-    """The full split rule: missing values, LightGBM's zero-as-missing, categorical sets."""
-    if kind[node] == CAT:
-        if math.isnan(x):
-            return 0
-        value = int(x)
-        if value < 0:
-            return 0
-        for i in range(cat_start[node], cat_end[node]):
-            if categories[i] == value:
-                return 1
+@numba.njit(cache=True)
+def _in_categories(x: float, start: int, end: int, categories: Ints) -> int:
+    """LightGBM's categorical split: left if the integer part of ``x`` is in the set."""
+    if math.isnan(x):
         return 0
-    m = missing[node]
-    if math.isnan(x) and m != MISSING_NAN:
-        x = 0.0
-    if (m == MISSING_ZERO and -_ZERO <= x <= _ZERO) or (m == MISSING_NAN and math.isnan(x)):
-        return 1 if default_left[node] == 1 else 0
-    return 1 if x <= threshold[node] else 0
+    value = int(x)
+    if value < 0:
+        return 0
+    for i in range(start, end):
+        if categories[i] == value:
+            return 1
+    return 0
+
+
+@numba.njit(cache=True)
+def _goes_left(
+    x: float, node: int, inner_ints: Int32s, inner_floats: Floats, categories: Ints
+) -> int:
+    """1 if ``x`` goes left at inner node ``node`` (a row of the inner tables), else 0."""
+    rule = get(inner_ints, node * INNER_INTS + RULE)
+    if rule & CATEGORICAL:
+        start = get(inner_ints, node * INNER_INTS + CAT_START)
+        end = get(inner_ints, node * INNER_INTS + CAT_END)
+        return _in_categories(x, start, end, categories)
+    left = int(x <= get(inner_floats, node * INNER_FLOATS + THRESHOLD))  # 0 for NaN
+    nan = int(x != x)
+    left += nan * (((rule & NAN_LEFT) >> 2) - left)
+    default = ((rule & ZERO_MISSING) >> 1) & int(abs(x) <= _ZERO)
+    left += default * ((rule & DEFAULT_LEFT) - left)
+    return int(left)
 
 
 # holds the GIL (no nogil): a 0.3 ms call that let go of it would wait to get it back for as
@@ -77,86 +132,122 @@ def _goes_left_slow(
 def shap_rows(
     X: Floats,
     out: Floats,
-    tree_start: Ints,
-    tree_points: Ints,
-    factor_start: Ints,
-    feature: Ints,
-    threshold: Floats,
-    kind: Ints,
-    default_left: Ints,
-    missing: Ints,
-    cat_start: Ints,
-    cat_end: Ints,
+    trees: Ints,
+    inner_ints: Int32s,
+    inner_floats: Floats,
+    reciprocals: Floats,
+    leaf_ints: Int32s,
+    leaf_floats: Floats,
     categories: Ints,
-    value: Floats,
-    parent: Ints,
-    is_left: Ints,
-    edge_feature: Ints,
-    ratio: Floats,
-    previous: Ints,
-    factors: Floats,
+    points: Floats,
+    complements: Floats,
+    inverses: Floats,
+    weights: Floats,
+    max_inner: int,
     max_nodes: int,
     max_points: int,
 ) -> None:
     """Add the SHAP values of every row of ``X`` to ``out`` (same shape)."""
-    spare = max_nodes  # the slot of "no previous edge on this feature"
-    F = np.empty((max_nodes + 1, max_points))
-    C = np.empty((max_nodes + 1, max_points))  # sums of S over a node's children
-    sub = np.empty((max_nodes + 1, max_points))  # sums of S over the next edges on the feature
-    one = np.empty(max_nodes + 1, dtype=np.int64)
-    go = np.empty(max_nodes + 1, dtype=np.int64)
-    one[spare] = 1
-    n_trees = tree_start.shape[0] - 1
+    F = np.empty((max_inner + 1) * max_points)
+    C = np.empty((max_inner + 1) * max_points)  # sums of S over a node's children
+    # sums of S over the next edges on the feature, then one slot per node without a previous edge
+    sub = np.empty((max_inner + 1 + max_nodes) * max_points)
+    one = np.empty(max_inner + 1, dtype=np.int64)
+    go = np.empty(max_inner + 1, dtype=np.int64)
+    n_features = X.shape[1]
+    E = points.shape[0]
+    acc = np.zeros(n_features * E)  # per feature and point, the shares before the weights
+    zero = splat(0.0)
+    n_trees = trees.shape[0] - 1
     for r in range(X.shape[0]):
+        x0 = r * n_features
         for t in range(n_trees):
-            s = tree_start[t]
-            e = tree_start[t + 1]
-            if e - s == 1:
-                continue  # a single leaf: all of it is in the expected value
-            q = tree_points[t]
-            fb = factor_start[t]
-            x = X[r, feature[s]]
-            if kind[s] == LE and x == x and (missing[s] != MISSING_ZERO or abs(x) > _ZERO):
-                go[0] = 1 if x <= threshold[s] else 0
-            else:
-                go[0] = _goes_left_slow(
-                    x, s, threshold, kind, default_left, missing, cat_start, cat_end, categories
-                )
-            for k in range(q):
-                F[0, k] = 1.0
-                C[0, k] = 0.0
-                sub[spare, k] = 0.0
-            # down: one fractions and F at every node
-            for n in range(s + 1, e):
-                a = n - s
-                pa = parent[n]
-                taken = 1 - (go[pa] ^ is_left[n])
-                before = one[previous[n]]
-                one[a] = taken & before
-                # factor vector: 0 taken, 1 not taken, 2 previous edge on the feature not taken
-                f0 = fb + 5 * q * a + (2 - 2 * before + before * (1 - taken)) * q
-                for k in range(q):
-                    F[a, k] = F[pa, k] * factors[f0 + k]
-                    C[a, k] = 0.0
-                    sub[a, k] = 0.0
-                x = X[r, feature[n]]
-                if kind[n] == LE and x == x and (missing[n] != MISSING_ZERO or abs(x) > _ZERO):
-                    go[a] = 1 if x <= threshold[n] else 0
-                else:
-                    go[a] = _goes_left_slow(
-                        x, n, threshold, kind, default_left, missing, cat_start, cat_end, categories
+            i0 = trees[t, INNER_START]
+            n_inner = trees[t + 1, INNER_START] - i0
+            u0 = trees[t, RECIPROCAL_START]
+            Q = trees[t, POINTS]
+            p0 = trees[t, POINTS_START]
+            one[n_inner] = 1
+            x = get(X, x0 + get(inner_ints, i0 * INNER_INTS + FEATURE))
+            go[0] = _goes_left(x, i0, inner_ints, inner_floats, categories)
+            for j in range(0, Q, 4):
+                store4(F, j, splat(1.0))
+                store4(C, j, zero)
+            # down: F at every inner node
+            for a in range(1, n_inner):
+                n = i0 + a
+                ni = n * INNER_INTS
+                nf = n * INNER_FLOATS
+                pa = get(inner_ints, ni + PARENT)
+                pl = get(inner_ints, ni + PREVIOUS)
+                before = get(one, pl)
+                o = (1 - (get(go, pa) ^ get(inner_ints, ni + IS_LEFT))) & before
+                one[a] = o
+                b = float(before)
+                alpha = b * get(inner_floats, nf + ZERO)
+                beta = float(o)
+                gamma = (1.0 - b) * get(inner_floats, nf + RATIO)
+                for j in range(0, Q, 4):
+                    factor = (
+                        alpha * load4(complements, p0 + j) + beta * load4(points, p0 + j)
+                    ) * load4(reciprocals, u0 + pl * Q + j) + gamma
+                    store4(F, a * Q + j, load4(F, pa * Q + j) * factor)
+                    store4(C, a * Q + j, zero)
+                    store4(sub, a * Q + j, zero)
+                x = get(X, x0 + get(inner_ints, ni + FEATURE))
+                go[a] = _goes_left(x, n, inner_ints, inner_floats, categories)
+            # leaves: S = v F, and each leaf's share for the feature of its edge
+            for leaf in range(trees[t, LEAF_START], trees[t + 1, LEAF_START]):
+                li = leaf * LEAF_INTS
+                lf = leaf * LEAF_FLOATS
+                pa = get(leaf_ints, li + PARENT)
+                pl = get(leaf_ints, li + PREVIOUS)
+                slot = get(leaf_ints, li + SLOT)
+                before = get(one, pl)
+                o = (1 - (get(go, pa) ^ get(leaf_ints, li + IS_LEFT))) & before
+                b = float(before)
+                z = get(leaf_floats, lf + ZERO)
+                alpha = b * z
+                beta = float(o)
+                gamma = (1.0 - b) * get(leaf_floats, lf + RATIO)
+                delta = b * (beta - z)
+                epsilon = -gamma * get(leaf_floats, lf + NONZERO)
+                v = get(leaf_floats, lf + VALUE)
+                e = get(leaf_ints, li + EDGE_FEATURE) * E + p0
+                for j in range(0, Q, 4):
+                    u = load4(reciprocals, u0 + pl * Q + j)
+                    p = v * load4(F, pa * Q + j)
+                    x = p * (
+                        (alpha * load4(complements, p0 + j) + beta * load4(points, p0 + j)) * u
+                        + gamma
                     )
-            # up: S = sum of v_l F_l below, each edge's share for its feature
-            for n in range(e - 1, s, -1):
-                a = n - s
-                pa = parent[n]
-                pl = previous[n]
-                v = value[n]
-                w0 = fb + 5 * q * a + (4 - one[a]) * q
-                total = 0.0
-                for k in range(q):
-                    sa = v * F[a, k] + C[a, k]
-                    C[pa, k] += sa
-                    sub[pl, k] += sa
-                    total += factors[w0 + k] * (sa - sub[a, k])
-                out[r, edge_feature[n]] += total
+                    store4(C, pa * Q + j, load4(C, pa * Q + j) + x)
+                    store4(sub, slot * Q + j, load4(sub, slot * Q + j) + x)
+                    share = p * (delta * u + epsilon * load4(inverses, p0 + j))
+                    store4(acc, e + j, load4(acc, e + j) + share)
+            # up: S of each inner node, its share for the feature of its edge
+            for a in range(n_inner - 1, 0, -1):
+                n = i0 + a
+                ni = n * INNER_INTS
+                nf = n * INNER_FLOATS
+                pa = get(inner_ints, ni + PARENT)
+                slot = get(inner_ints, ni + SLOT)
+                o = get(one, a)
+                delta = o * (1.0 - get(inner_floats, nf + ZERO))
+                epsilon = -(1 - o) * get(inner_floats, nf + NONZERO)
+                e = get(inner_ints, ni + EDGE_FEATURE) * E + p0
+                for j in range(0, Q, 4):
+                    x = load4(C, a * Q + j)
+                    store4(C, pa * Q + j, load4(C, pa * Q + j) + x)
+                    store4(sub, slot * Q + j, load4(sub, slot * Q + j) + x)
+                    weight = delta * load4(reciprocals, u0 + a * Q + j) + epsilon * load4(
+                        inverses, p0 + j
+                    )
+                    share = weight * (x - load4(sub, a * Q + j))
+                    store4(acc, e + j, load4(acc, e + j) + share)
+        for f in range(n_features):
+            total = 0.0
+            for k in range(E):
+                total += weights[k] * acc[f * E + k]
+                acc[f * E + k] = 0.0
+            out[r, f] += total

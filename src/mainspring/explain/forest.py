@@ -1,4 +1,4 @@
-"""A tree ensemble as flat arrays: what the compiled TreeSHAP kernel reads.
+"""A tree ensemble as flat arrays, read from LightGBM or XGBoost.
 
 Each tree is stored in pre-order (a node's subtree follows it, so a left child is the next node),
 all trees one after another. A node carries its split (feature, threshold, kind, missing-value
@@ -9,9 +9,9 @@ TreeSHAP needs about that edge, all computed once per model:
 - ``zero``: the product of ``ratio`` over every edge from the root to here that splits on the same
   feature (the "zero fraction" of that feature on this path);
 - ``previous``: the nearest edge above on the same feature (local index in its tree), or
-  ``max_nodes`` (a spare slot) when there is none;
-- ``factors``: the edge's factors at its tree's Gauss-Legendre points (see
-  :mod:`mainspring.explain._kernel`), so that the kernel multiplies and never divides.
+  ``max_nodes`` (a spare slot) when there is none.
+
+:mod:`mainspring.explain.layout` rearranges this for the compiled kernel.
 
 Split kinds follow the libraries exactly: ``LE`` is LightGBM's ``x <= threshold`` with its
 ``missing_type`` (``None``: NaN is read as 0; ``Zero``: 0 and NaN take the default side; ``NaN``:
@@ -85,10 +85,8 @@ class Forest:
     n_features: int
     #: node range of tree ``t``: ``tree_start[t]:tree_start[t + 1]``
     tree_start: Ints
-    #: Gauss-Legendre points used for tree ``t`` (enough to integrate its paths exactly)
+    #: Gauss-Legendre points tree ``t`` needs (enough to integrate its paths exactly)
     tree_points: Ints
-    #: per tree, where its nodes' factors start in ``factors`` (5 * points values per node)
-    factor_start: Ints
     #: split, per node; leaves have feature 0 and an infinite threshold (never read)
     feature: Ints
     threshold: Floats
@@ -109,9 +107,6 @@ class Forest:
     ratio: Floats
     zero: Floats
     previous: Ints
-    #: per node of a tree with ``q`` points, at ``factor_start[t] + 5 * q * local index``, five
-    #: vectors of ``q`` (see ``_factors``)
-    factors: Floats
     #: the cover-weighted mean output (the sum of every tree's), without any base offset
     expected_value: float
     max_nodes: int
@@ -205,16 +200,10 @@ def build_forest(trees: list[TreeBuilder], n_features: int) -> Forest:
     def floats(name: str) -> Floats:
         return np.asarray(cols[name], dtype=np.float64)
 
-    starts = np.asarray(tree_start, dtype=np.int64)
-    points = np.asarray(tree_points, dtype=np.int64)
-    factor_start, factors = _factors(
-        starts, points, floats("zero"), floats("ratio"), ints("previous")
-    )
     return Forest(
         n_features=n_features,
-        tree_start=starts,
-        tree_points=points,
-        factor_start=factor_start,
+        tree_start=np.asarray(tree_start, dtype=np.int64),
+        tree_points=np.asarray(tree_points, dtype=np.int64),
         feature=ints("feature"),
         threshold=floats("threshold"),
         kind=ints("kind"),
@@ -231,7 +220,6 @@ def build_forest(trees: list[TreeBuilder], n_features: int) -> Forest:
         ratio=floats("ratio"),
         zero=floats("zero"),
         previous=ints("previous"),
-        factors=factors,
         expected_value=expected,
         max_nodes=max_nodes,
         max_points=max(tree_points, default=1),
@@ -247,44 +235,6 @@ def gauss_tables(max_points: int) -> tuple[Floats, Floats]:
         nodes[n, :n] = (x + 1.0) / 2.0
         weights[n, :n] = w / 2.0
     return nodes, weights
-
-
-def _factors(
-    tree_start: Ints, tree_points: Ints, zero: Floats, ratio: Floats, previous: Ints
-) -> tuple[Ints, Floats]:
-    """Per edge, at its tree's Gauss points ``t_k`` with weights ``w_k``, where
-    ``g(o) = z (1 - t) + o t`` and ``gp`` is the previous edge's ``g(1)`` (1 if none): the factors
-    of ``F`` ``g(1) / gp`` (taken), ``g(0) / gp`` (not taken) and ``ratio`` (the previous edge on
-    the feature was not taken), then the weights of the edge's share ``(1 - z) w / g(1)``
-    (taken) and ``-w / (1 - t)`` (not taken; 0 when ``z = 0``)."""
-    nodes, weights = gauss_tables(int(tree_points.max(initial=1)))
-    starts = [0]
-    blocks: list[Floats] = []
-    for t, q in enumerate(tree_points):
-        s, e = int(tree_start[t]), int(tree_start[t + 1])
-        tk, wk = nodes[q, :q], weights[q, :q]
-        z = zero[s:e, None]
-        g1 = z * (1.0 - tk) + tk
-        g0 = z * (1.0 - tk)
-        prev = previous[s:e]
-        gp = np.ones_like(g1)
-        has_prev = prev < e - s
-        gp[has_prev] = zero[s + prev[has_prev], None] * (1.0 - tk) + tk
-        untaken = np.where(z != 0.0, -wk / (1.0 - tk), 0.0)
-        block = np.concatenate(
-            [
-                g1 / gp,
-                g0 / gp,
-                np.broadcast_to(ratio[s:e, None], g1.shape),
-                (1.0 - z) * wk / g1,
-                untaken,
-            ],
-            axis=1,
-        )
-        blocks.append(block.reshape(-1))
-        starts.append(starts[-1] + block.size)
-    factors = np.concatenate(blocks) if blocks else np.zeros(0)
-    return np.asarray(starts, dtype=np.int64), factors
 
 
 def _preorder(tree: TreeBuilder) -> list[int]:

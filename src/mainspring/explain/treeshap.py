@@ -1,7 +1,8 @@
 """Exact TreeSHAP for LightGBM and XGBoost, compiled with numba.
 
 :class:`TreeExplainer` reads a booster once into flat arrays (:mod:`mainspring.explain.forest`),
-compiles the kernel (:mod:`mainspring.explain._kernel`, cached on disk by numba) and then explains
+lays them out for the kernel (:mod:`mainspring.explain.layout`), compiles the kernel
+(:mod:`mainspring.explain._kernel`, cached on disk by numba) and then explains
 a row in a fraction of the time the libraries' own TreeSHAP takes, with the same values (path-
 dependent TreeSHAP, the default of ``shap.TreeExplainer`` and of LightGBM's and XGBoost's
 ``pred_contrib``). Attributions are in raw-score space: for classifiers the margin before the
@@ -18,6 +19,7 @@ import numpy as np
 from mainspring.errors import InvalidInputError, MissingDependencyError
 from mainspring.explain.base import Explainer, Matrix
 from mainspring.explain.forest import Forest
+from mainspring.explain.layout import lay_out
 
 Reader = Callable[..., tuple[Forest, float]]
 
@@ -49,6 +51,7 @@ class TreeExplainer(Explainer):
         self.forest = forest
         self.expected_value = float(forest.expected_value + base_offset)
         self._float32 = float32_inputs
+        self._layout = lay_out(forest)
         self._kernel: Callable[..., None] | None = None
         if warm:
             self.warm()
@@ -118,30 +121,24 @@ class TreeExplainer(Explainer):
         if self._float32:
             X = X.astype(np.float32).astype(np.float64)
         out = np.zeros_like(X)
-        f = self.forest
+        layout = self._layout
         self._kernel(
             X,
             out,
-            f.tree_start,
-            f.tree_points,
-            f.factor_start,
-            f.feature,
-            f.threshold,
-            f.kind,
-            f.default_left,
-            f.missing,
-            f.cat_start,
-            f.cat_end,
-            f.categories,
-            f.value,
-            f.parent,
-            f.is_left,
-            f.edge_feature,
-            f.ratio,
-            f.previous,
-            f.factors,
-            f.max_nodes,
-            f.max_points,
+            layout.trees,
+            layout.inner_ints,
+            layout.inner_floats,
+            layout.reciprocals,
+            layout.leaf_ints,
+            layout.leaf_floats,
+            self.forest.categories,
+            layout.points,
+            layout.complements,
+            layout.inverses,
+            layout.weights,
+            layout.max_inner,
+            layout.max_nodes,
+            layout.max_points,
         )
         return out
 
