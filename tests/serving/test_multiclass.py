@@ -95,7 +95,7 @@ def registered(model: object, name: str = "species") -> Registry:
 
 def logged(service: DecisionService) -> list[Decision]:
     assert isinstance(service.log, Collected)
-    return logged(service)
+    return service.log.decisions
 
 
 def decide(service: DecisionService, deployment: str, customer: int) -> Decision:
