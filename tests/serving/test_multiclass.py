@@ -174,7 +174,7 @@ def test_sklearn_multiclass_decisions_explain_the_scored_column(
     logistic = LogisticRegression().fit(x, y)
     registry = registered(logistic)
     assert [f.name for f in registry.get("species/1").signature.outputs or ()] == OUTPUTS
-    store_importance(registry, "species/1", x, actor="carol", rows=20)
+    store_importance(registry, "species/1", x, actor="carol", rows=5)
     plane = plane_for(
         registry, features,
         deciding("third", "species", "probability_2"), deciding("first", "species", None),
