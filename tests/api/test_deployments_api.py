@@ -80,3 +80,16 @@ def test_unknown_arm_weight(client: TestClient) -> None:
     client.put("/v1/deployments/d", json={"arms": ARMS}, headers=USER)
     response = client.patch("/v1/deployments/d/weights", json={"weights": {"x": 1}}, headers=USER)
     assert response.status_code == 422 and "unknown arm 'x'" in response.json()["detail"]
+
+
+def test_a_policy_output_the_model_lacks_is_a_problem(client: TestClient) -> None:
+    policy = {"thresholds": [{"decision": "approve"}], "output": "probability_1"}
+    response = client.put("/v1/deployments/d", json={"arms": ARMS, "policy": policy}, headers=USER)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["field"] == "policy.output"
+    assert "'probability_1'" in body["detail"] and "its outputs are probability" in body["detail"]
+    assert client.get("/v1/deployments/d").status_code == 404  # nothing stored
+    fine = {**policy, "output": "probability"}
+    response = client.put("/v1/deployments/d", json={"arms": ARMS, "policy": fine}, headers=USER)
+    assert response.status_code == 200, response.text

@@ -46,3 +46,24 @@ def test_bad_arms_and_policies_say_what_is_wrong(tmp_path: Path) -> None:
     code, out = run(tmp_path, "deployments", "set", "api", "--arm", "main=m/1", "--policy",
                     str(bad))  # fmt: skip
     assert code != 0 and "policy.thresholds[0].below" in out
+
+
+def test_a_policy_output_the_model_lacks_is_refused(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    x = pd.DataFrame(rng.normal(size=(300, 3)), columns=["a", "b", "c"])
+    y = np.digitize(x["a"], [-0.5, 0.5])  # three classes
+    lgb.LGBMClassifier(n_estimators=3, verbose=-1).fit(x, y).booster_.save_model(
+        str(tmp_path / "model.txt")
+    )
+    assert run(tmp_path, "models", "register", "m", str(tmp_path / "model.txt"))[0] == 0
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("thresholds: [{decision: approve}]\noutput: probability_3\n")
+    code, out = run(tmp_path, "deployments", "set", "api", "--arm", "main=m/1",
+                    "--policy", str(policy))  # fmt: skip
+    assert code == 2, out
+    assert "policy.output is 'probability_3'" in out and "probability_2" in out
+    assert run(tmp_path, "deployments", "show", "api")[0] != 0  # nothing stored
+    policy.write_text("thresholds: [{decision: approve}]\noutput: probability_2\n")
+    code, out = run(tmp_path, "deployments", "set", "api", "--arm", "main=m/1",
+                    "--policy", str(policy))  # fmt: skip
+    assert code == 0, out

@@ -94,3 +94,31 @@ def test_deployments_set_warns_about_unexplained_arms(
     run(tmp_path, "models", "importance", "credit/1", "--data", str(files["sample.csv"]),
         "--rows", "10")  # fmt: skip
     assert "warning" not in run(tmp_path, *args).output
+
+
+def test_importance_of_a_multiclass_model(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    names = ["income", "age", "debt_ratio", "tenure"]
+    x = pd.DataFrame(rng.normal(size=(400, 4)), columns=names)
+    y = np.digitize(x["tenure"] - x["age"], [-0.6, 0.6])  # three classes from two features
+    model = lgb.LGBMClassifier(n_estimators=10, num_leaves=5, verbose=-1).fit(x, y)
+    model.booster_.save_model(str(tmp_path / "species.txt"))
+    x.to_csv(tmp_path / "sample.csv", index=False)
+    project = tmp_path / "project"
+    run(project, "models", "register", "species", str(tmp_path / "species.txt"))
+    body = json.loads(
+        run(
+            project, "--json", "models", "importance", "species/1",
+            "--data", str(tmp_path / "sample.csv"),
+        ).output
+    )  # fmt: skip
+    assert (body["method"], body["rows"]) == ("treeshap", 400)
+    assert [f["name"] for f in body["features"]][:2] in (["tenure", "age"], ["age", "tenure"])
+    table = run(project, "models", "importance", "species/1").output
+    assert max(table.index("tenure"), table.index("age")) < table.index("income")
+    assert "treeshap over 400 rows" in table
+    out = run(
+        project, "models", "register", "species", str(tmp_path / "species.txt"),
+        "--data", str(tmp_path / "sample.csv"),
+    ).output  # fmt: skip
+    assert "registered species/2 (lightgbm" in out

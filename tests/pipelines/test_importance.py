@@ -143,3 +143,91 @@ def test_register_with_importance(
     with pytest.raises(InvalidInputError, match="does not exist"):
         register_with_importance(registry, "credit", booster, data="missing.csv", actor="alice")
     assert [v.version for v in registry.list_versions("credit")] == [1, 2]
+
+
+WIDE = ["income", "age", "debt_ratio", "tenure", "region"]
+
+
+@pytest.fixture(scope="module")
+def three_classes() -> pd.DataFrame:
+    """Five features; the class (0, 1, 2) depends on ``tenure`` and ``income`` only."""
+    rng = np.random.default_rng(4)
+    x = pd.DataFrame(rng.normal(size=(600, 5)), columns=WIDE)
+    x["label"] = np.digitize(x["tenure"] + 0.8 * x["income"], [-0.7, 0.7])
+    return x
+
+
+def test_multiclass_tree_importance_sums_mean_abs_shap_over_classes(
+    registry: Registry, three_classes: pd.DataFrame
+) -> None:
+    import xgboost as xgb
+
+    x, y = three_classes[WIDE], three_classes["label"]
+    models = [
+        lgb.LGBMClassifier(n_estimators=20, num_leaves=6, verbose=-1).fit(x, y),
+        xgb.XGBClassifier(n_estimators=20, max_depth=3).fit(x, y),
+    ]
+    for model in models:
+        version = registry.register("species", model, actor="alice")
+        assert len(version.signature.outputs or ()) == 3
+        found = compute_importance(registry.load(version.ref), three_classes)
+        assert (found.method, found.rows, found.outputs) == ("treeshap", 600, 3)
+        assert list(found.values)[:2] == ["tenure", "income"]
+        # the sum over the classes of each class's mean |SHAP| (its raw margin)
+        read = TreeExplainer.from_xgboost
+        if version.flavor == "lightgbm":
+            read = TreeExplainer.from_lightgbm
+        per_class = [
+            global_importance(read(model, WIDE, class_index=k), x.to_numpy()) for k in range(3)
+        ]
+        for name in WIDE:
+            expected = sum(imp[name] for imp in per_class)
+            assert found.values[name] == pytest.approx(expected, rel=1e-9)
+        assert found.values["tenure"] > max(imp["tenure"] for imp in per_class)
+        stored = store_importance(registry, version.ref, three_classes, actor="carol")
+        assert stored.importance is not None and stored.importance.values == found.values
+        assert stored.importance.background_rows == 100
+        assert registry.background(version.ref) is not None
+
+
+def test_multiclass_agnostic_importance_sums_over_classes(
+    registry: Registry, three_classes: pd.DataFrame
+) -> None:
+    x, y = three_classes[WIDE], three_classes["label"]
+    logistic = LogisticRegression().fit(x, y)
+    version = registry.register("species", logistic, actor="alice")
+    found = compute_importance(registry.load(version.ref), three_classes, rows=15)
+    assert (found.method, found.rows, found.outputs) == ("exact", 15, 3)
+    assert list(found.values)[:2] == ["tenure", "income"]
+    # the sum over the classes of each class probability's mean |SHAP|
+    from mainspring.explain import AgnosticExplainer
+
+    rng = np.random.default_rng(0)  # the samples compute_importance draws with seed 0
+    matrix = x.to_numpy()
+    explained = matrix[np.sort(rng.choice(len(matrix), size=15, replace=False))]
+    assert np.array_equal(
+        found.background, matrix[np.sort(rng.choice(len(matrix), size=100, replace=False))]
+    )
+    total = dict.fromkeys(WIDE, 0.0)
+    for k in range(3):
+
+        def probability(rows: np.ndarray, k: int = k) -> np.ndarray:
+            scores = logistic.predict_proba(pd.DataFrame(rows, columns=WIDE))
+            return np.asarray(scores[:, k], dtype=np.float64)
+
+        explainer = AgnosticExplainer(probability, found.background, WIDE)
+        for name, value in global_importance(explainer, explained).items():
+            total[name] += value
+    for name in WIDE:
+        assert found.values[name] == pytest.approx(total[name], rel=1e-9)
+
+
+def test_register_multiclass_with_importance(
+    registry: Registry, three_classes: pd.DataFrame
+) -> None:
+    model = lgb.LGBMClassifier(n_estimators=10, num_leaves=4, verbose=-1).fit(
+        three_classes[WIDE], three_classes["label"]
+    )
+    v = register_with_importance(registry, "species", model, data=three_classes, actor="alice")
+    assert v.importance is not None and v.importance.method == "treeshap"
+    assert list(v.importance.values)[:2] == ["tenure", "income"]

@@ -20,6 +20,7 @@ from mainspring.serving.deployments import (
     Arm,
     Deployment,
     DeploymentStore,
+    check_policy_output,
     decision_fields,
 )
 from mainspring.serving.explaining import unexplained_arms
@@ -91,6 +92,7 @@ def put_deployment(
             f"{arm.model}/{arm.version}" if arm.version.isdigit() else f"{arm.model}@{arm.version}"
         )
         project.registry.get(ModelRef.parse(version, field=f"arms.{arm.name}"))
+    check_policy_output(project.registry, deployment)  # a score column every arm has
     stored = _store(project).put(deployment, actor=principal.name, reason=body.reason)
     warnings = unexplained_arms(project.registry, stored)  # arms whose decisions go unexplained
     return {**stored.to_dict(), "warnings": warnings} if warnings else stored.to_dict()

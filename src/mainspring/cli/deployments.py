@@ -79,6 +79,7 @@ def set_(
         Deployment,
         DeploymentStore,
         arms_from,
+        check_policy_output,
         decision_fields,
     )
     from mainspring.serving.explaining import unexplained_arms
@@ -96,6 +97,7 @@ def set_(
             project.registry.get(ModelRef.parse(f"{arm.model}{sep}{arm.version}", field="arm"))
         if deployment.features is not None:
             project.features.selection(deployment.features)
+        check_policy_output(project.registry, deployment)  # a score column every arm has
         stored = DeploymentStore(project.metadata).put(deployment, actor=actor, reason=reason)
         for warning in unexplained_arms(project.registry, stored):
             click.echo(f"warning: {warning}", err=True)

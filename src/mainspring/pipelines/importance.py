@@ -2,15 +2,16 @@
 
 :func:`store_importance` loads a registered version, explains a sample of its training data
 (exact TreeSHAP for LightGBM and XGBoost, SHAP's model-agnostic explainer for every other flavor)
-and stores with the version the mean absolute attribution of each feature and a background sample
-of at most 100 rows, which model-agnostic explanations start from at decision time.
+and stores with the version the mean absolute attribution of each feature (summed over the classes
+of a multi-class model) and a background sample of at most 100 rows, which model-agnostic
+explanations start from at decision time.
 :func:`register_with_importance` registers a version and does this in one call (the CLI's
 ``models register --data``). Data is a Parquet or CSV file, a data frame, a mapping of column to
 values, or a matrix in signature order.
 
 The model-agnostic explainer costs one prediction per background row and coalition for every row
-it explains, so it explains at most ``rows`` (default 200) sampled rows; TreeSHAP explains up to
-10,000. A progress bar shows when asked for.
+it explains (and class it explains it for), so it explains at most ``rows`` (default 200) sampled
+rows; TreeSHAP explains up to 10,000. A progress bar shows when asked for.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class Importance:
     background: Matrix
     #: rows of the data left out because a model of this flavor cannot take NaN or infinity
     dropped: int = 0
+    #: output columns explained (the classes of a multi-class model), whose values are summed
+    outputs: int = 1
 
 
 def read_data(data: Any, *, filename: str | None = None) -> Any:
@@ -101,12 +104,21 @@ def compute_importance(
 ) -> Importance:
     """Explain a sample of ``data`` with ``loaded``'s explainer and average ``|SHAP|``.
 
+    A model with several output columns (a multi-class classifier) is explained once per column
+    (class) and a feature's importance is its mean ``|SHAP|`` summed over the classes, the
+    ranking SHAP's summary plot uses for multi-output models.
+
     ``rows`` caps the rows explained (default 10,000 for tree models, 200 otherwise), sampled
     without replacement with ``seed``; the background sample (``background_rows``, at most 100)
     is drawn from the same data.
     """
     # imported here: mainspring.serving imports the package root, which exports this module
-    from mainspring.serving.explaining import TREE_FLAVORS, method_of, version_explainer
+    from mainspring.serving.explaining import (
+        TREE_FLAVORS,
+        method_of,
+        output_columns,
+        version_explainer,
+    )
 
     if not 1 <= background_rows <= BACKGROUND_ROWS:
         raise InvalidInputError(
@@ -134,24 +146,30 @@ def compute_importance(
     rng = np.random.default_rng(seed)
     explained = _sample(matrix, rows or (TREE_ROWS if tree else AGNOSTIC_ROWS), rng)
     background = _sample(matrix, background_rows, rng)
-    explainer = version_explainer(loaded, background)
+    # one explainer per output column: a multi-class model's importance sums over its classes
+    columns = output_columns(loaded, explained[:1])
+    explainers = [version_explainer(loaded, background, output=k) for k in range(columns)]
     chunk = _TREE_CHUNK if tree else _AGNOSTIC_CHUNK
     starts = range(0, len(explained), chunk)
     sums = np.zeros(len(loaded.signature.input_names))
-    with Steps(progress, total=len(explained), description=f"explaining {loaded.version.ref}") as s:
+    total_rows = len(explained) * columns
+    what = f"explaining {loaded.version.ref}" + (f" ({columns} classes)" if columns > 1 else "")
+    with Steps(progress, total=total_rows, description=what) as s:
         for start in starts:
             part = explained[start : start + chunk]
-            sums += np.abs(explainer.shap_values(part)).sum(axis=0)
-            s.advance(f"explaining {loaded.version.ref}", by=len(part))
+            for explainer in explainers:
+                sums += np.abs(explainer.shap_values(part)).sum(axis=0)
+                s.advance(what, by=len(part))
     means = sums / len(explained)
     order = np.argsort(-means, kind="stable")
     names = loaded.signature.input_names
     return Importance(
         values={names[i]: float(means[i]) for i in order},
-        method=method_of(explainer),
+        method=method_of(explainers[0]),
         rows=len(explained),
         background=background,
         dropped=total - len(matrix),
+        outputs=columns,
     )
 
 

@@ -112,9 +112,11 @@ class Decision:
 
     ``raw`` is the model's first output as its flavor predicts it (a probability for a
     classifier), ``score`` the output the policy compared with its thresholds, and
-    ``attributions`` plus ``base_value`` add up to the model's margin (the log-odds of ``raw``
-    for a boosted-tree classifier). ``model``/``version``/``digest`` are
-    ``None`` when a fallback or a rule answered without the model; ``rule`` names what decided.
+    ``attributions`` plus ``base_value`` explain ``score``: for a boosted-tree model they add up
+    to its raw score (for a classifier the margin: the log-odds of a binary one's probability,
+    the scored class's margin before the softmax for a multi-class one), for other flavors to
+    ``score`` itself. ``model``/``version``/``digest`` are ``None`` when a fallback or a rule
+    answered without the model; ``rule`` names what decided.
     """
 
     id: str

@@ -141,13 +141,19 @@ class DecisionService:
             columns=columns,
             features=deployment.features,
         )
-        for arm in deployment.arms:  # build the explainers now, not on the first decision
-            self._explaining(plan, self.plane.runtime_for(deployment, arm.name))
+        runtimes = [self.plane.runtime_for(deployment, arm.name) for arm in deployment.arms]
+        for arm, runtime in zip(deployment.arms, runtimes, strict=True):
+            if arm.role != "shadow":  # an arm that answers must have the policy's output
+                ref = runtime.loaded.version.ref
+                policy.score_column(runtime.output_names, model=f"model {ref} (arm {arm.name})")
+        for runtime in runtimes:  # build the explainers now, not on the first decision
+            self._explaining(plan, runtime)
         with self._lock:
             self._plans[name] = plan
         return plan
 
     def _explaining(self, plan: Plan, runtime: ModelRuntime) -> Explaining | None:
+        # a plan holds one policy, so a version's key also fixes the score column it explains
         key = (runtime.name, runtime.version)
         if key in plan.explaining:
             return plan.explaining[key]
@@ -157,7 +163,8 @@ class DecisionService:
                 from mainspring.explain import ReasonCodes
 
                 # TreeSHAP, or the agnostic explainer over the version's stored background
-                explainer = decision_explainer(self.plane.registry, runtime)
+                column = plan.policy.score_column(runtime.output_names)  # the class it scores
+                explainer = decision_explainer(self.plane.registry, runtime, column)
                 if explainer is None:
                     plan.explaining[key] = None
                     return None

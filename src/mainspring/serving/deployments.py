@@ -27,17 +27,20 @@ import hashlib
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from mainspring.errors import ConflictError, InvalidInputError, NotFoundError
-from mainspring.records import check_name, utcnow
+from mainspring.records import ModelRef, check_name, utcnow
 from mainspring.registry.service import HISTORY_STREAM
 from mainspring.serving.policy import Policy
 from mainspring.storage.base import MetadataStore
 from mainspring.storage.chain import HashChain
 from mainspring.storage.schema import deployments
+
+if TYPE_CHECKING:
+    from mainspring.registry import Registry
 
 CHAMPION_ROLE = "champion"
 ROLES = ("champion", "canary", "experiment", "shadow")
@@ -234,6 +237,22 @@ def decision_fields(data: Mapping[str, Any]) -> dict[str, Any]:
         "features": features,
         "policy": Policy.from_dict(policy) if policy is not None else None,
     }
+
+
+def check_policy_output(registry: Registry, deployment: Deployment) -> None:
+    """Refuse (field ``policy.output``) a policy that scores an ``output`` the model version of
+    an answering arm lacks. Checked when a deployment is set; the decision service checks again
+    when it plans, since an arm's alias may move to another version."""
+    policy = deployment.policy
+    if policy is None or policy.output is None:
+        return
+    for arm in deployment.arms:
+        if arm.role == "shadow":  # a shadow's answer is only logged
+            continue
+        sep = "/" if arm.version.isdigit() else "@"
+        version = registry.get(ModelRef.parse(f"{arm.model}{sep}{arm.version}", field="arm"))
+        outputs = tuple(f.name for f in version.signature.outputs or ()) or ("prediction",)
+        policy.score_column(outputs, model=f"model {version.ref} (arm {arm.name})")
 
 
 def _from_row(row: Any) -> Deployment:

@@ -2,13 +2,15 @@
 
 Tree flavors (LightGBM, XGBoost) get exact TreeSHAP on their raw score and need nothing more.
 Every other flavor (scikit-learn, ONNX, MLflow imports, trusted pickles) gets SHAP's
-model-agnostic explainer over the version's own ``predict``: it explains the first output column,
-the raw score a decision logs (the positive class's probability for a binary classifier), so that
-the attributions plus the base value equal it. That explainer starts from a background sample: the
-small Parquet sample stored with the version when its importance was computed
-(``mainspring models importance NAME/V --data FILE``). A version without one is explained by
-nobody, and its decisions carry no attributions or reasons; :func:`unexplained_arms` says so when
-a deployment is set.
+model-agnostic explainer over the version's own ``predict``. Either explains one output column:
+the one the deployment's policy scores (``Policy.score_column``; the first unless the policy names
+an ``output``). For a binary classifier that is the positive class's probability (the margin
+before the sigmoid for tree models); for a multi-class model one class: its raw margin (before
+the softmax) for tree models, its probability otherwise. The attributions plus the base value
+equal that number. The model-agnostic explainer starts from a background sample: the small
+Parquet sample stored with the version when its importance was computed (``mainspring models
+importance NAME/V --data FILE``). A version without one is explained by nobody, and its decisions
+carry no attributions or reasons; :func:`unexplained_arms` says so when a deployment is set.
 """
 
 from __future__ import annotations
@@ -73,24 +75,60 @@ def background_matrix(data: bytes, names: Sequence[str]) -> Matrix:
     return np.column_stack(columns) if columns else np.empty((table.num_rows, 0))
 
 
-def output_predict(loaded: LoadedVersion) -> Any:
-    """``loaded``'s scores as one number per row: its first output column (the logged raw)."""
+def output_predict(loaded: LoadedVersion, output: int = 0) -> Any:
+    """``loaded``'s scores as one number per row: its output column ``output`` (by default the
+    first, the logged raw)."""
 
     def predict(rows: Matrix) -> Matrix:
         scores = np.asarray(loaded.model.predict(rows), dtype=np.float64)
-        return scores.reshape(len(rows), -1)[:, 0]
+        return scores.reshape(len(rows), -1)[:, output]
 
     return predict
 
 
-def version_explainer(loaded: LoadedVersion, background: Matrix | None) -> Explainer:
-    """The explainer of ``loaded``: exact TreeSHAP for tree flavors, else the model-agnostic
-    explainer over ``background`` (rows in signature order), which it then needs."""
+def output_columns(loaded: LoadedVersion, rows: Matrix) -> int:
+    """How many score columns ``loaded`` predicts per row (found by predicting ``rows``)."""
+    scores = np.asarray(loaded.model.predict(rows), dtype=np.float64)
+    return int(scores.reshape(len(rows), -1).shape[1])
+
+
+def _check_output(loaded: LoadedVersion, output: int, columns: int) -> None:
+    if isinstance(output, bool) or not isinstance(output, int) or not 0 <= output < columns:
+        names = [f.name for f in loaded.signature.outputs or ()]
+        listed = f" ({', '.join(names)})" if len(names) == columns else ""
+        raise InvalidInputError(
+            f"output {output!r} is out of range: {loaded.version.ref} predicts {columns} "
+            f"column(s) per row{listed}; give an index from 0 to {columns - 1}",
+            field="output",
+        )
+
+
+def version_explainer(
+    loaded: LoadedVersion, background: Matrix | None, *, output: int = 0
+) -> Explainer:
+    """The explainer of ``loaded``'s output column ``output`` (the class of a multi-class
+    model): exact TreeSHAP on that class's raw margin for tree flavors, else the model-agnostic
+    explainer of that column over ``background`` (rows in signature order), which it then needs.
+    An ``output`` the model does not predict is refused (field ``output``)."""
     from mainspring.explain import AgnosticExplainer, explainer_for
 
     names = loaded.signature.input_names
     if loaded.version.flavor in TREE_FLAVORS:
-        return explainer_for(loaded.model.native, names)
+        columns = output_columns(loaded, np.zeros((1, len(names))))
+        _check_output(loaded, output, columns)
+        if columns > 1:  # one column per class (or target): that class's margin
+            return explainer_for(loaded.model.native, names, class_index=output)
+        try:
+            return explainer_for(loaded.model.native, names)
+        except InvalidInputError as exc:
+            if exc.field != "class_index":
+                raise
+            raise InvalidInputError(
+                f"{loaded.version.ref} predicts one column (a class label, as XGBoost's "
+                "multi:softmax does) while its trees score each class: only a model that "
+                "predicts one score per class can be explained (train it with multi:softprob)",
+                field="model",
+            ) from None
     if background is None:
         raise InvalidInputError(
             f"{loaded.version.ref} ({loaded.version.flavor}) has no background sample, which "
@@ -98,7 +136,9 @@ def version_explainer(loaded: LoadedVersion, background: Matrix | None) -> Expla
             f"importance {loaded.version.ref} --data FILE`",
             field="background",
         )
-    return AgnosticExplainer(output_predict(loaded), background, names)
+    if len(background):
+        _check_output(loaded, output, output_columns(loaded, background[:1]))
+    return AgnosticExplainer(output_predict(loaded, output), background, names)
 
 
 def method_of(explainer: Explainer) -> str:
@@ -106,8 +146,11 @@ def method_of(explainer: Explainer) -> str:
     return str(getattr(explainer, "method", "treeshap"))
 
 
-def decision_explainer(registry: Registry, runtime: ModelRuntime) -> Explainer | None:
-    """The explainer of a deciding arm's version, or None (logged) when it cannot have one."""
+def decision_explainer(
+    registry: Registry, runtime: ModelRuntime, output: int = 0
+) -> Explainer | None:
+    """The explainer of a deciding arm's version for its output column ``output`` (the one the
+    policy scores), or None (logged) when it cannot have one."""
     loaded = runtime.loaded
     background = None
     try:
@@ -121,7 +164,7 @@ def decision_explainer(registry: Registry, runtime: ModelRuntime) -> Explainer |
                 )  # fmt: skip
                 return None
             background = background_matrix(stored, runtime.feature_names)
-        return version_explainer(loaded, background)
+        return version_explainer(loaded, background, output=output)
     except (ImportError, MainspringError) as exc:
         logger.warning("no explanations for %s: %s", loaded.version.ref, exc)
         return None

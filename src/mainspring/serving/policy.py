@@ -77,10 +77,25 @@ class Policy:
         body = json.dumps(self.raw, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(body.encode()).hexdigest()[:12]
 
-    def score_column(self, outputs: Sequence[str]) -> int:
-        """Which of a model's outputs is the score: ``output`` when the model has it, else the
-        first."""
-        return outputs.index(self.output) if self.output in outputs else 0
+    def score_column(self, outputs: Sequence[str], *, model: str = "the model") -> int:
+        """Which of a model's outputs is the score: ``output`` when the policy names one, else
+        the first. A named ``output`` the model lacks is refused (``model`` names it in the
+        message): scoring another column would decide on the wrong number.
+
+        >>> Policy.from_dict({"thresholds": [{"decision": "approve"}], "output": "probability_2"}
+        ...                  ).score_column(("probability_0", "probability_1", "probability_2"))
+        2
+        """
+        if self.output is None:
+            return 0
+        if self.output in outputs:
+            return outputs.index(self.output)
+        raise InvalidInputError(
+            f"policy.output is {self.output!r}, which {model} does not have; its outputs are "
+            f"{', '.join(outputs) or 'unnamed'}: set policy.output to one of them (or leave it "
+            "out to score the first)",
+            field="policy.output",
+        )
 
     def band(self, score: float) -> str:
         for band in self.thresholds:
