@@ -8,6 +8,7 @@ import pytest
 from tests.audit.conftest import decision
 
 from mainspring.audit import DecisionLog
+from mainspring.audit.outbox import Mirror
 from mainspring.errors import StorageError
 from mainspring.records import IDEMPOTENCY_KEY, Event, Outcome
 from mainspring.storage.base import EventLog
@@ -77,3 +78,45 @@ def test_a_crash_while_publishing_republishes_instead_of_losing(
     else:
         assert keys == ["d-1", "d-2", "d-3", "d-4"]
     assert keys[-4:] == ["d-1", "d-2", "d-3", "d-4"]
+
+
+class AppendingMeanwhile:
+    """An event log during whose produce calls one more decision is logged, as appends go on
+    under load while the mirror publishes (at most ``limit`` of them)."""
+
+    def __init__(self, inner: EventLog, log: DecisionLog, limit: int) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.log = log
+        self.limit = limit
+        self.calls = 0
+
+    def produce(self, events: Sequence[Event]) -> list[Event]:
+        self.calls += 1
+        if self.calls <= self.limit:
+            self.log.append(decision(1000 + self.calls))
+        return self.inner.produce(events)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_a_pass_stops_at_its_first_short_page(store: SqlMetadataStore) -> None:
+    """A full page means more may wait: read on. A short one means caught up with the log as it
+    was read: what is committed meanwhile goes with the next pass (under steady appends a pass
+    that read on until a page came back empty would publish one tiny page after another, each a
+    read, a produce and a cursor commit, and never end)."""
+    events = memory_event_log()
+    with DecisionLog(store) as log:
+        for i in range(1, 8):
+            log.append(decision(i))
+        meanwhile = AppendingMeanwhile(events, log, limit=100)
+        mirror = Mirror(store, meanwhile, page=3)  # type: ignore[arg-type]
+        # pages [1 2 3] [4 5 6] [7 1001 1002] [1003]: each produce logged one more meanwhile
+        assert mirror.publish_pending() == 10
+        assert meanwhile.calls == 4
+        assert published(events) == [f"d-{i}" for i in [1, 2, 3, 4, 5, 6, 7, 1001, 1002, 1003]]
+        assert mirror.publish_pending() == 1  # d-1004, logged during the last produce
+        meanwhile.limit = 0
+        assert mirror.publish_pending() == 1  # d-1005
+        assert mirror.publish_pending() == 0

@@ -101,7 +101,11 @@ class Mirror:
         return int(seq or 0)
 
     def publish_pending(self) -> int:
-        """Publish every committed record past the cursor, page by page; returns how many."""
+        """Publish the committed records past the cursor, page by page, until a page is not full;
+        returns how many. Under load appends go on while it publishes: it stops at the first
+        short page, so that the records committed meanwhile wait for the next pass and are
+        published together, instead of one small page (a read, a produce and a cursor commit
+        each) after another."""
         sent = 0
         with self._lock:
             while True:
@@ -117,6 +121,8 @@ class Mirror:
                 self.events.produce([to_event(r) for r in rows])
                 self._advance(cursor, rows[-1].seq)
                 sent += len(rows)
+                if len(rows) < self.page:  # caught up with the log as it was read
+                    return sent
 
     def _connection(self) -> Connection:
         # the cursor commits without a flush: losing its last moves re-publishes, never loses

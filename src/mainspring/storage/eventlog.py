@@ -211,7 +211,9 @@ class SqliteEventLog:
             if event.topic not in counts:
                 counts[event.topic] = self._create(conn, event.topic, 1)
             n = counts[event.topic]
-            if event.key is not None:
+            if n == 1:  # one partition: no key to hash (keys such as decision ids never repeat)
+                partition = 0
+            elif event.key is not None:
                 partition = keyed_partition(event.key, n)
             else:
                 partition = next(self._spread) % n
