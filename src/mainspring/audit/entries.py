@@ -81,9 +81,7 @@ class Row:
     def linked(self, seq: int, prev_hash: str) -> Row:
         """This row at place ``seq`` of the chain, after the row whose hash is ``prev_hash``,
         with its own hash (:func:`row_hash`)."""
-        digest = fields_hash(seq, self.id, self.kind.value, self.decision_id, self.deployment,
-                             self.at, self.model, self.version, bool(self.review_required),
-                             self.body, prev_hash)  # fmt: skip
+        digest = _digest(self, seq, prev_hash)
         return Row(self.id, self.kind, self.decision_id, self.deployment, self.at, self.model,
                    self.version, self.review_required, self.body, seq, prev_hash,
                    digest)  # fmt: skip
@@ -97,19 +95,14 @@ class Row:
 
 def row_hash(row: Any) -> str:
     """The hash of a row (a :class:`Row` or a database row): every column and ``prev_hash``."""
-    return fields_hash(
-        row.seq,
-        row.id,
-        str(row.kind.value if isinstance(row.kind, Kind) else row.kind),
-        row.decision_id,
-        row.deployment,
-        row.at,
-        row.model,
-        row.version,
-        bool(row.review_required),
-        row.body,
-        row.prev_hash,
-    )
+    return _digest(row, row.seq, row.prev_hash)
+
+
+def _digest(row: Any, seq: int, prev_hash: str) -> str:
+    """The hash of ``row``'s columns at place ``seq``, after the row hashed ``prev_hash``."""
+    kind = row.kind.value if isinstance(row.kind, Kind) else row.kind
+    return fields_hash(seq, row.id, str(kind), row.decision_id, row.deployment, row.at, row.model,
+                       row.version, bool(row.review_required), row.body, prev_hash)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
