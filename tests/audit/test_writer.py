@@ -8,10 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 from tests.audit.conftest import decision
 
-from mainspring.audit import DecisionLog, writer
-from mainspring.errors import ConflictError
+from mainspring.audit import AuditMetrics, DecisionLog, writer
+from mainspring.errors import ConflictError, StorageError
 from mainspring.storage import open_metadata_store
 from mainspring.storage.sql import SqlMetadataStore
 
@@ -74,4 +75,43 @@ def test_a_cancelled_asyncio_caller_still_has_its_record_committed(tmp_path: Pat
     with DecisionLog(store, durability="process") as log:
         asyncio.run(main(log))
         assert sorted(d.id for d in log.list()) == ["d-1", "d-2"]
+    store.close()
+
+
+def test_what_a_loop_submits_in_one_pass_is_committed_together(tmp_path: Path) -> None:
+    """Appends made in one pass of the event loop reach the writer together: one commit, not
+    one per record (a writer woken by the first would commit it alone)."""
+    store = open_metadata_store(f"sqlite:///{tmp_path / 'm.db'}")
+    assert isinstance(store, SqlMetadataStore)
+    registry = CollectorRegistry()
+
+    async def one(log: DecisionLog, i: int) -> None:
+        time.sleep(0.002)  # deciding lets go of the GIL (a feature read): the writer could run
+        await log.append_async(decision(i))
+
+    async def main(log: DecisionLog) -> None:
+        await asyncio.gather(*(one(log, i) for i in range(1, 21)))
+
+    with DecisionLog(store, durability="process", metrics=AuditMetrics(registry)) as log:
+        asyncio.run(main(log))
+        assert log.count() == 20
+    assert registry.get_sample_value("mainspring_decision_log_batch_records_sum") == 20
+    assert registry.get_sample_value("mainspring_decision_log_batch_records_count") == 1
+    store.close()
+
+
+def test_appends_handed_over_after_the_log_closed_fail_plainly(tmp_path: Path) -> None:
+    store = open_metadata_store(f"sqlite:///{tmp_path / 'm.db'}")
+    assert isinstance(store, SqlMetadataStore)
+    log = DecisionLog(store, durability="process")
+
+    async def main() -> None:
+        task = asyncio.ensure_future(log.append_async(decision(1)))
+        await asyncio.sleep(0)  # the append waits for the end of the loop's pass
+        log.close()
+        with pytest.raises(StorageError, match="closed"):
+            await task
+
+    asyncio.run(main())
+    assert DecisionLog(store).count() == 0
     store.close()

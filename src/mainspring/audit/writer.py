@@ -162,6 +162,8 @@ class GroupCommitter:
         self._uncheckpointed = 0  # records committed since the last checkpoint was asked for
         self._checkpoint_due = threading.Event()
         self._checkpointer: threading.Thread | None = None
+        #: what each event loop submitted in its current pass, handed over at the pass's end
+        self._pending: dict[asyncio.AbstractEventLoop, list[Op]] = {}
 
     def submit(self, kind: str, payload: Any) -> Future[Any]:
         """Queue one operation; its future resolves once the batch holding it has committed."""
@@ -172,16 +174,37 @@ class GroupCommitter:
         return op.future
 
     async def run_async(self, kind: str, payload: Any) -> Any:
-        """:meth:`run` for asyncio code: queued for the writer thread, awaited. The writer hands
-        a batch's results to each event loop in one call (one wake-up of the loop per commit,
-        not one per record)."""
+        """:meth:`run` for asyncio code: handed to the writer thread, awaited.
+
+        The operations an event loop submits in one pass over its ready callbacks go to the
+        writer together, at the end of that pass (``call_soon``): handed over one by one, the
+        first woke the writer, which committed it alone while the loop was still deciding the
+        next (1.6 records per commit under load over HTTP). The writer hands a batch's results
+        to each loop in one call, too.
+        """
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         op = Op(kind, payload, _SETTLED, waiter, loop)
         with self._state:
             self._check_open()
-            self._queue.put(op)
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        pending.append(op)
         return await waiter
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Queue what ``loop`` submitted since its last hand-over (on that loop's thread)."""
+        ops = self._pending.pop(loop, [])
+        with self._state:
+            if not self._closed:
+                for op in ops:
+                    self._queue.put(op)
+                return
+        for op in ops:  # closed in between: none of these was written
+            if op.waiter is not None and not op.waiter.done():
+                op.waiter.set_exception(StorageError("the decision log is closed"))
 
     def run(self, kind: str, payload: Any) -> Any:
         """Do one operation and return its result once committed (or raise its error).
