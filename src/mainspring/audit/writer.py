@@ -8,8 +8,9 @@ serves a whole batch: under load the cost of durability is shared, not paid per 
 A blocking caller (:meth:`GroupCommitter.run`) that finds no commit under way leads one itself,
 on its own thread, taking along whatever else is queued: one decision at a time then costs no
 hand-off between threads (two context switches, more than the INSERT), while concurrent callers
-still share commits. Asyncio callers (:meth:`GroupCommitter.submit`) never block their event
-loop: the writer thread commits for them.
+still share commits. Asyncio callers (:meth:`GroupCommitter.run_async`) never block their
+event loop: the writer thread commits for them, taking what one pass of the loop appended as one
+batch.
 
 On SQLite the writer's connection never checkpoints the write-ahead log inside a COMMIT (SQLite
 would, every thousand pages, copying them all while one request waits): a checkpoint thread does
