@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -50,6 +50,38 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+#: the ``mainspring`` command of the interpreter running the tests
+MAINSPRING = Path(sys.executable).with_name("mainspring")
+
+
+@contextlib.contextmanager
+def mainspring_serve(
+    project: Path, *options: str, ready: Callable[[int], bool]
+) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
+    """``mainspring -C project serve --port PORT *options`` as a subprocess in a session of its
+    own, handed over once ``ready(PORT)`` (within 120 s, or the test fails with the server's log);
+    on leaving, the whole session is killed (SIGKILL) if it still runs. Yields the process, its
+    HTTP port and its log file (``project/serve.log``)."""
+    port = free_port()
+    log = project / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(MAINSPRING), "-C", str(project), "serve", "--port", str(port), *options],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not ready(port):
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        yield proc, port, log
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def tail(path: Path, lines: int = 30) -> str:

@@ -7,7 +7,6 @@ import http.client
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,18 +19,10 @@ from mainspring.project import Project
 
 pytest.importorskip("lightgbm")
 
+from tests.servers import mainspring_serve
 from tests.ui.conftest import DEPLOYMENT, build
 
-MAINSPRING = Path(sys.executable).with_name("mainspring")
 ENTITIES = 40
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def decide(port: int, customer: int) -> str | None:
@@ -50,28 +41,16 @@ def decide(port: int, customer: int) -> str | None:
         conn.close()
 
 
+def answering(port: int) -> bool:
+    return decide(port, 0) is not None
+
+
 @pytest.fixture
 def serving(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
     build(tmp_path, ENTITIES)
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(MAINSPRING), "-C", str(tmp_path), "serve", "--port", str(port),
-             "--grpc-port", "0", "--workers", "2"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while decide(port, 0) is None:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    options = ("--grpc-port", "0", "--workers", "2")
+    with mainspring_serve(tmp_path, *options, ready=answering) as (proc, port, _):
         yield proc, port, tmp_path
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def test_no_acknowledged_decision_is_lost_when_the_server_is_killed(

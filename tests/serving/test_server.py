@@ -9,11 +9,8 @@ connections are refused, and every request that was in flight completes with 200
 from __future__ import annotations
 
 import http.client
-import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,20 +19,14 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
+from tests.servers import mainspring_serve
 
 from mainspring.project import Project
 
 lgb = pytest.importorskip("lightgbm")
 
-MAINSPRING = Path(sys.executable).with_name("mainspring")
 ROWS = 60_000
 IN_FLIGHT = 4
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def get(port: int, path: str) -> int:
@@ -57,30 +48,17 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]
     booster = lgb.train(params, lgb.Dataset(x, y), num_boost_round=400)
     with Project.open(tmp_path) as project:
         project.registry.register("slow", booster, actor="alice")
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(MAINSPRING), "-C", str(tmp_path), "serve", "--port", str(port),
-             "--grpc-port", "0", "--workers", "2", "--drain-delay", "1"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    with mainspring_serve(
+        tmp_path, "--grpc-port", "0", "--workers", "2", "--drain-delay", "1", ready=is_ready
+    ) as served:
+        yield served
+
+
+def is_ready(port: int) -> bool:
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            try:
-                if get(port, "/v2/health/ready") == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        yield proc, port, log
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        return get(port, "/v2/health/ready") == 200
+    except OSError:
+        return False
 
 
 def slow_body() -> tuple[bytes, dict[str, str]]:

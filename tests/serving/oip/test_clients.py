@@ -8,9 +8,7 @@ The gRPC client runs in a subprocess of its own: tritonclient ships protobuf mes
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -18,10 +16,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.servers import free_port, mainspring_serve
 
 from mainspring.project import Project
 
@@ -31,13 +29,6 @@ pytest.importorskip("grpc")
 
 FEATURES = ["income", "age", "debt_ratio"]
 ROWS = np.array([[0.5, -1.0, 0.2], [-1.5, 0.3, 1.1]])
-MAINSPRING = Path(sys.executable).with_name("mainspring")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ready(url: str) -> bool:
@@ -62,21 +53,11 @@ def server(
         registry.set_alias("credit", "champion", 1, actor="alice")
         registry.set_alias("credit", "challenger", 2, actor="alice")
         expected = {v: registry.load(f"credit/{v}").predict(ROWS).tolist() for v in (1, 2)}
-    port, grpc_port = free_port(), free_port()
-    log = directory / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(MAINSPRING), "-C", str(directory), "serve", "--port", str(port),
-             "--grpc-port", str(grpc_port), "--workers", "2"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while not ready(url):
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    grpc_port = free_port()
+    with mainspring_serve(
+        directory, "--grpc-port", str(grpc_port), "--workers", "2",
+        ready=lambda port: ready(f"http://127.0.0.1:{port}"),
+    ) as (proc, port, log):  # fmt: skip
         yield {
             "http": f"127.0.0.1:{port}",
             "grpc": f"127.0.0.1:{grpc_port}",
@@ -85,10 +66,6 @@ def server(
         }
         proc.send_signal(signal.SIGTERM)  # graceful: drain, then exit 0
         assert proc.wait(timeout=60) == 0, log.read_text()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.mark.parametrize("binary", [False, True])
