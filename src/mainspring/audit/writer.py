@@ -122,8 +122,8 @@ def configure(store: SqlMetadataStore, conn: Connection, durability: Durability)
     """Give a dedicated connection the flush behaviour of ``durability`` (see the module)."""
     fsync = durability is Durability.FSYNC
     if store.dialect == "sqlite":
-        if store.url in {"sqlite://", "sqlite:///:memory:"}:
-            return  # nothing to make durable
+        if not store.wal_file:
+            return  # in memory: nothing to make durable
         dbapi: Any = conn.connection.dbapi_connection  # autocommit: runs outside a transaction
         dbapi.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
     elif store.dialect == "postgresql":

@@ -78,6 +78,9 @@ class DriverTx:
         return list(self._cursor.fetchall())
 
 
+#: the URLs of an in-memory SQLite database
+SQLITE_MEMORY_URLS = frozenset({"sqlite://", "sqlite:///:memory:"})
+
 #: how long a writer waits for SQLite's write lock before giving up (as the engine's timeout)
 LOCK_WAIT_S = 60.0
 
@@ -187,8 +190,9 @@ class SqlMetadataStore:
                 cursor.close()
 
     @property
-    def _wal_file(self) -> bool:
-        return self.dialect == "sqlite" and self.url not in {"sqlite://", "sqlite:///:memory:"}
+    def wal_file(self) -> bool:
+        """Whether this is a SQLite database in a file (in WAL mode), not in memory."""
+        return self.dialect == "sqlite" and self.url not in SQLITE_MEMORY_URLS
 
     def hot_writer(self) -> Connection:
         """A connection of its own for :meth:`driver_write` (the caller closes it).
@@ -201,7 +205,7 @@ class SqlMetadataStore:
         stays bounded even if nobody calls it.
         """
         conn = self.engine.connect()
-        if self._wal_file:
+        if self.wal_file:
             raw: Any = conn.connection.dbapi_connection
             try:
                 raw.execute("PRAGMA busy_timeout=0")
@@ -215,7 +219,7 @@ class SqlMetadataStore:
         """Copy what the SQLite write-ahead log holds into the database file, waiting for no
         reader or writer (``PASSIVE``: what a reader still needs stays for the next time).
         Nothing to do on other databases."""
-        if not self._wal_file:
+        if not self.wal_file:
             return
         with self._errors(), self.engine.connect() as conn:
             raw: Any = conn.connection.dbapi_connection

@@ -20,7 +20,7 @@ from sqlalchemy.pool import StaticPool
 
 from mainspring.errors import StorageError
 from mainspring.storage.base import OnlineHit, OnlineRow
-from mainspring.storage.sql import SqlMetadataStore
+from mainspring.storage.sql import SQLITE_MEMORY_URLS, SqlMetadataStore
 
 BUSY_TIMEOUT_S = 60.0
 
@@ -49,7 +49,7 @@ def open_sqlite(url: str, *, migrate: bool = True) -> SqlMetadataStore:
 
     ``sqlite://`` (no path) is an in-memory database, the metadata store's in-memory twin.
     """
-    memory = url in {"sqlite://", "sqlite:///:memory:"}
+    memory = url in SQLITE_MEMORY_URLS
     if memory:
         engine = create_engine(
             "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
@@ -136,7 +136,7 @@ class SqliteOnlineStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        memory = url in {"sqlite://", "sqlite:///:memory:"}
+        memory = url in SQLITE_MEMORY_URLS
         if memory:
             # one private in-memory database on one connection, used under a lock
             self._target = "file::memory:"
