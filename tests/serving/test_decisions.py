@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -115,6 +117,24 @@ def test_a_deployment_without_policy_does_not_decide(service: DecisionService) -
     service.plane.sync()
     with pytest.raises(InvalidInputError, match="no decision policy"):
         decide(service, entity={"customer_id": 7})
+
+
+def test_deployments_are_planned_when_loaded_not_on_their_first_request(
+    service: DecisionService, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = service.plane.deployments
+    assert store is not None
+    assert service.planned == []  # the fixture attached the service after the plane started
+    store.put(deployment(), actor="alice")  # a new revision: the plane loads its routes again
+    unplannable = dataclasses.replace(deployment(features="no-such-service"), name="unplannable")
+    store.put(unplannable, actor="alice")
+    with caplog.at_level(logging.WARNING, logger="mainspring.serving.decisions"):
+        assert service.plane.sync()
+    assert service.planned == ["credit-decisions"]  # before any decision
+    assert "unplannable cannot decide yet" in caplog.text and "no-such-service" in caplog.text
+    with pytest.raises(NotFoundError, match="no-such-service"):  # its requests say why
+        service.decide("unplannable", DecisionRequest({"customer_id": 1}))
+    assert decide(service, entity={"customer_id": 1}).decision in {"approve", "decline", "refer"}
 
 
 def test_sticky_arms_by_entity_and_async_path(service: DecisionService) -> None:

@@ -108,7 +108,8 @@ class DataPlane:
     # ------------------------------------------------------------------ health and metadata
 
     def start(self) -> None:
-        """Load and warm every registered model; the server is ready afterwards."""
+        """Load and warm every registered model, and plan the decisions of every deployment with
+        a policy; the server is ready afterwards."""
         self.repository.load_all()
         self._load_routes()
         self._ready = True
@@ -122,6 +123,8 @@ class DataPlane:
                 self._arm_runtime(deployment, arm)
             routes[deployment.name] = deployment
         self._routes = routes  # the atomic switch
+        if self.decisions is not None:  # plan now, not on the first request (sync's thread)
+            self.decisions.warm()
 
     def _arm_runtime(self, deployment: Deployment, arm: Arm) -> ModelRuntime:
         try:
@@ -182,6 +185,10 @@ class DataPlane:
         served = self.repository.get(base)
         runtime, arm_name = served.runtime(version)
         return served, runtime, arm_name, None
+
+    def served_deployments(self) -> list[Deployment]:
+        """The deployments as currently served, by name."""
+        return [self._routes[name] for name in sorted(self._routes)]
 
     def deployment(self, name: str) -> Deployment:
         """The deployment ``name`` as currently served."""
