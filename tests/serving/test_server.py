@@ -123,3 +123,20 @@ def test_sigterm_turns_readiness_false_then_drains_in_flight_requests(
     assert proc.wait(timeout=60) == 0, log.read_text()
     with pytest.raises(ConnectionRefusedError):
         get(port, "/v2/health/live")
+
+
+def test_workers_run_on_uvloop_and_on_asyncio_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import sys
+
+    from mainspring.serving.server import run_loop
+
+    loops: list[str] = []
+
+    async def main() -> None:
+        loops.append(type(asyncio.get_running_loop()).__module__)
+
+    run_loop(main())
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as on Windows, where it is not installed
+    run_loop(main())
+    assert loops[0].startswith("uvloop") and loops[1].startswith("asyncio")
