@@ -32,6 +32,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -168,6 +169,33 @@ def cpu_seconds(session: int) -> dict[int, float]:
     return used
 
 
+def connections_per_process(session: int, port: int) -> list[int]:
+    """How many established connections to ``port`` each process of ``session`` holds, most
+    first (from /proc): SO_REUSEPORT spreads wrk's connections over the workers by a hash of
+    their addresses, so a run can give one worker 20 of the 32 and its clients wait longer."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:  # 01: established
+                inodes.add(f"socket:[{inode}]")
+    counts = []
+    for pid in cpu_seconds(session):
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        held = sum(1 for link in links if link in inodes)
+        if held:
+            counts.append(held)
+    return sorted(counts, reverse=True)
+
+
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     body = json.dumps({"entity": {"customer_id": 1}}).encode()
@@ -184,7 +212,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) ->
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
 
 
-def over_http(project_dir: Path, seconds: int, workers: int) -> dict[str, float]:
+def over_http(project_dir: Path, seconds: int, workers: int) -> tuple[dict[str, float], list[int]]:
     script = project_dir / "decide.lua"
     script.write_text(
         'wrk.method = "POST"\n'
@@ -207,7 +235,13 @@ def over_http(project_dir: Path, seconds: int, workers: int) -> dict[str, float]
         wait_ready(url, proc)
         wrk(url, 32, 3, script, threads=2)  # warm-up
         cpu_before = cpu_seconds(proc.pid)
+        split: list[list[int]] = []
+        counter = threading.Timer(
+            seconds / 2, lambda: split.append(connections_per_process(proc.pid, port))
+        )
+        counter.start()
         result = wrk(url, 32, seconds, script, threads=2)
+        counter.join()
         cpu_after = cpu_seconds(proc.pid)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -225,7 +259,7 @@ def over_http(project_dir: Path, seconds: int, workers: int) -> dict[str, float]
           f"in the measured run; chain verifies: {verified.ok}")  # fmt: skip
     if not verified.ok or logged < answered:
         sys.exit("the decision log lost acknowledged decisions or does not verify")
-    return result
+    return result, split[0] if split else []
 
 
 def main() -> None:
@@ -261,12 +295,14 @@ def main() -> None:
             d = steps["decide"]
             print(f"targets: p50 <= 0.5 ms ({d['p50_ms'] / 0.5:.2f} of it), p99 <= 2 ms "
                   f"({d['p99_ms'] / 2:.2f} of it)")  # fmt: skip
-            http = over_http(tmp, args.seconds, args.workers)
+            http, split = over_http(tmp, args.seconds, args.workers)
             print(f"\n[{durability}] over HTTP, {args.workers} workers, concurrency 32, "
                   f"{args.seconds} s:")  # fmt: skip
             p50, p99 = http.get("wrk_p50", 0), http.get("wrk_p99", 0)
             print(f"{http['rps']:.0f} decisions/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
                   f"non-2xx {http['non_2xx']:.0f}")  # fmt: skip
+            print("wrk's connections per worker (SO_REUSEPORT's hash): "
+                  f"{'/'.join(map(str, split)) or 'not counted'}")  # fmt: skip
             print(f"server CPU per decision {http['cpu_ms']:.3f} ms (of it the supervisor, "
                   f"mirroring the log: {http['supervisor_cpu_ms']:.3f} ms)")  # fmt: skip
             print(f"targets: >= 2,000/s ({http['rps'] / 2000:.2f}x), p99 <= 25 ms "
