@@ -20,7 +20,7 @@ from typing import Self
 
 from mainspring.access import TokenStore
 from mainspring.audit import AuditMetrics, DecisionLog, PersonalData
-from mainspring.audit.outbox import Mirror
+from mainspring.audit.outbox import MIRROR_ONLY_REST_S, Mirror
 from mainspring.config import AUDIT_KEY_FILE, STATE_DIR, Settings, load_settings
 from mainspring.errors import ConfigError
 from mainspring.features import FeatureStore
@@ -204,7 +204,7 @@ class Project:
         if not isinstance(self.metadata, SqlMetadataStore) or not self._mirror_claim():
             return None
         mirror = Mirror(self.metadata, self.events, claim=self._mirror_claim)
-        mirror.start(interval_s)
+        mirror.start(interval_s, rest_s=MIRROR_ONLY_REST_S)
         mirror.wake()
         return mirror
 

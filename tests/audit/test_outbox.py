@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -120,3 +121,22 @@ def test_a_pass_stops_at_its_first_short_page(store: SqlMetadataStore) -> None:
         meanwhile.limit = 0
         assert mirror.publish_pending() == 1  # d-1005
         assert mirror.publish_pending() == 0
+
+
+def test_a_mirror_only_process_publishes_each_poll_as_it_comes(store: SqlMetadataStore) -> None:
+    """How ``serve``'s supervisor mirrors: a thread polling with a short rest between passes,
+    nobody waking it; records appended between polls reach the event log, each once."""
+    events = memory_event_log()
+    with DecisionLog(store) as log:  # appends without mirroring, like a serve worker
+        mirror = Mirror(store, events)
+        mirror.start(interval_s=0.01, rest_s=0.0)
+        try:
+            for i in range(1, 4):
+                log.append(decision(i))
+                deadline = time.monotonic() + 30
+                while len(published(events)) < i and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert published(events) == [f"d-{n}" for n in range(1, i + 1)]
+        finally:
+            mirror.stop()
+    assert mirror.cursor() == 3
