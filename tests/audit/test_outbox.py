@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import orjson
 import pytest
-from tests.audit.conftest import decision
+from hypothesis import given
+from hypothesis import strategies as st
+from tests.audit.conftest import T0, decision
 
 from mainspring.audit import DecisionLog
-from mainspring.audit.outbox import Mirror
+from mainspring.audit.entries import Row, stamp
+from mainspring.audit.outbox import _PAGE, EVENT_TIME_US, Mirror, to_event
 from mainspring.errors import StorageError
 from mainspring.records import IDEMPOTENCY_KEY, Event, Outcome
+from mainspring.storage import open_metadata_store
 from mainspring.storage.base import EventLog
+from mainspring.storage.eventcodec import encode, micros
+from mainspring.storage.eventlog import SqliteEventLog
 from mainspring.storage.memory import memory_event_log
 from mainspring.storage.sql import SqlMetadataStore
 
@@ -140,3 +151,117 @@ def test_a_mirror_only_process_publishes_each_poll_as_it_comes(store: SqlMetadat
         finally:
             mirror.stop()
     assert mirror.cursor() == 3
+
+
+# ---- both logs in SQLite files: SQLite copies the pages itself, off Python's GIL
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SqlMetadataStore]:
+    opened = open_metadata_store(f"sqlite:///{tmp_path / 'metadata.db'}")
+    assert isinstance(opened, SqlMetadataStore)
+    yield opened
+    opened.close()
+
+
+def stored_events(events: SqliteEventLog) -> list[tuple[object, ...]]:
+    with sqlite3.connect(events.path) as conn:
+        return conn.execute(
+            'SELECT topic, partition, "offset", id, key, event_time_us, size, headers, payload '
+            'FROM events ORDER BY topic, "offset"'
+        ).fetchall()
+
+
+def as_python_publishes(store: SqlMetadataStore) -> list[tuple[object, ...]]:
+    """The events table rows that producing ``to_event`` of every logged record makes."""
+    with store.driver_read() as tx:
+        rows = [Row.from_values(v) for v in tx.all(_PAGE, (0, 10_000))]
+    offsets: dict[str, int] = {}
+    made = []
+    for row in rows:
+        event = to_event(row)
+        headers, payload = encode(event)
+        offset = offsets[event.topic] = offsets.get(event.topic, -1) + 1
+        assert event.key is not None and event.event_time is not None
+        size = len(payload) + len(headers) + len(event.key)
+        made.append((event.topic, 0, offset, event.id, event.key, micros(event.event_time), size,
+                     headers, payload))  # fmt: skip
+    return sorted(made, key=lambda r: (str(r[0]), int(str(r[2]))))
+
+
+def log_some(store: SqlMetadataStore) -> None:
+    with DecisionLog(store) as log:  # appends without mirroring
+        for i in range(1, 8):
+            log.append(decision(i, review_required=i == 2, at=T0 + timedelta(microseconds=7 * i)))
+        # escapes in ids and keys, text beyond ASCII, a time before 1970
+        before_1970 = datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC)
+        log.append(decision(8, id='d-"8\\é/😀', at=before_1970))
+        log.attach_outcome(Outcome("d-1", 0, id="o-1"))
+        log.review("d-2", reviewer="ann", action="accept", reason_code="ok")
+
+
+def test_sqlite_copies_the_events_python_would_publish_byte_for_byte(
+    sqlite_store: SqlMetadataStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log_some(sqlite_store)
+    events = SqliteEventLog(tmp_path / "events.db")
+
+    def through_python(batch: Sequence[Event]) -> list[Event]:
+        raise AssertionError("published through Python, not copied by SQLite")
+
+    monkeypatch.setattr(events, "produce", through_python)
+    mirror = Mirror(sqlite_store, events, page=3)  # four pages: the last one short
+    assert mirror.publish_pending() == 10
+    assert stored_events(events) == as_python_publishes(sqlite_store)
+    assert mirror.cursor() == 10 and mirror.publish_pending() == 0
+    events.close()
+
+
+def test_a_topic_of_several_partitions_goes_through_python(
+    sqlite_store: SqlMetadataStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log_some(sqlite_store)
+    events = SqliteEventLog(tmp_path / "events.db")
+    events.create_topic("decisions", partitions=2)  # keys must be hashed: Python's job
+    with caplog.at_level(logging.INFO, logger="mainspring.audit"):
+        assert Mirror(sqlite_store, events, page=4).publish_pending() == 10
+    assert "'decisions' has 2 partitions" in caplog.text
+    ids = sorted(str(r[3]) for r in stored_events(events))
+    assert ids == sorted(str(r[3]) for r in as_python_publishes(sqlite_store))
+    assert len(set(ids)) == 10
+    events.close()
+
+
+def test_a_crash_before_the_cursor_moves_copies_the_page_again(
+    sqlite_store: SqlMetadataStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log_some(sqlite_store)
+    events = SqliteEventLog(tmp_path / "events.db")
+    mirror = Mirror(sqlite_store, events, page=100)
+
+    def dies(old: int, new: int) -> None:
+        raise StorageError("the process died before moving the cursor")
+
+    monkeypatch.setattr(mirror, "_move", dies)
+    with pytest.raises(StorageError):
+        mirror.publish_pending()
+    monkeypatch.undo()
+    assert mirror.cursor() == 0 and mirror.publish_pending() == 10  # at least once, never lost
+    copies = [str(r[3]) for r in stored_events(events)]
+    assert len(copies) == 20 and len(set(copies)) == 10  # consumers drop repeats by id
+    events.close()
+
+
+@given(st.text(max_size=40))
+def test_sqlite_quotes_strings_as_orjson_does(text: str) -> None:
+    with sqlite3.connect(":memory:") as conn:
+        (quoted,) = conn.execute("SELECT json_quote(?)", (text,)).fetchone()
+    assert quoted == orjson.dumps(text).decode()
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_sqlite_reads_the_event_time_from_at_as_python_does(when: datetime) -> None:
+    with sqlite3.connect(":memory:") as conn:
+        at = stamp(when)
+        (us,) = conn.execute(f"SELECT {EVENT_TIME_US} FROM (SELECT ? AS at)", (at,)).fetchone()
+    assert us == micros(datetime.fromisoformat(at))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ import pytest
 from mainspring.errors import ConfigError, InvalidInputError
 from mainspring.records import Event, utcnow
 from mainspring.storage import open_event_log
+from mainspring.storage.eventfile import CannotAppend
 from mainspring.storage.eventlog import SqliteEventLog
 
 
@@ -149,4 +150,72 @@ def test_what_was_acknowledged_survives_kill_9_of_the_producer(tmp_path: Path) -
     stored = log.read("t", 0, 0, limit=1_000_000)
     assert len(stored) >= acked
     assert [e.payload["n"] for e in stored] == list(range(len(stored)))
+    log.close()
+
+
+# ---- append_selected: events a SELECT over another SQLite file yields, copied inside SQLite
+
+SELECT = (
+    "SELECT n AS ord, topic, 'e-' || n AS id, 'k' AS key, n * 1000 AS event_time_us, "
+    "'{}' AS headers, json_object('n', n) AS payload FROM source.src WHERE n > ? ORDER BY n"
+)
+
+
+def source_file(path: Path, topics: list[str | None]) -> str:
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE src (n INTEGER PRIMARY KEY, topic TEXT)")
+        conn.executemany("INSERT INTO src VALUES (?, ?)", list(enumerate(topics, start=1)))
+    return str(path)
+
+
+def test_append_selected_copies_in_order_and_leaves_the_source_to_its_writers(
+    tmp_path: Path,
+) -> None:
+    source = source_file(tmp_path / "source.db", ["a", "b", "a", "a"])
+    log = SqliteEventLog(tmp_path / "events.db")
+    log.produce([Event("a", {"n": 0})])  # offsets go on from what is there
+    writable: list[bool] = []
+
+    def probe() -> int:  # runs inside the copy's transaction: may another connection write?
+        other = sqlite3.connect(source, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            writable.append(True)
+        except sqlite3.OperationalError:
+            writable.append(False)
+        finally:
+            other.close()
+        return 0
+
+    log._conn.create_function("probe", 0, probe)  # the log's own connection runs the SELECT
+    probing = SELECT.replace("n AS ord", "n + probe() AS ord")
+    assert log.append_selected(source, probing, (1,)) == (3, 4)  # rows 2, 3 and 4
+    assert writable and all(writable)
+    assert [(e.offset, e.payload) for e in log.read("a", 0, 0)] == [
+        (0, {"n": 0}), (1, {"n": 3}), (2, {"n": 4})
+    ]  # fmt: skip
+    assert [e.id for e in log.read("a", 0, 1)] == ["e-3", "e-4"]
+    assert [(e.offset, e.id, e.key, e.event_time) for e in log.read("b", 0, 0)] == [
+        (0, "e-2", "k", datetime(1970, 1, 1, 0, 0, 0, 2000, tzinfo=UTC))
+    ]
+    assert log.append_selected(source, SELECT, (4,)) == (0, None)
+    log.close()
+
+
+@pytest.mark.parametrize(
+    ("topics", "why"),
+    [(["a", "wide"], "'wide' has 3 partitions"), (["a", None], "missing values")],
+    ids=["several-partitions", "a-missing-topic"],
+)
+def test_append_selected_refuses_what_it_cannot_place_and_writes_nothing(
+    tmp_path: Path, topics: list[str | None], why: str
+) -> None:
+    source = source_file(tmp_path / "source.db", topics)
+    log = SqliteEventLog(tmp_path / "events.db")
+    log.create_topic("wide", partitions=3)
+    with pytest.raises(CannotAppend, match=why):
+        log.append_selected(source, SELECT, (0,))
+    assert log.topics() == ["wide"]  # not even topic "a" was created
     log.close()

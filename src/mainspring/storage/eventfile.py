@@ -12,6 +12,7 @@ it is opened (WAL, ``synchronous=FULL``), its transactions, SQLite errors as
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 from mainspring.errors import StorageError
 
@@ -110,6 +111,69 @@ def connect(path: str) -> sqlite3.Connection:
             if statement.strip():
                 conn.execute(statement)
     return conn
+
+
+#: The columns a SELECT handed to :func:`append_selected` yields, in this order.
+SELECTED = "ord, topic, id, key, event_time_us, headers, payload"
+
+
+class CannotAppend(Exception):
+    """:func:`append_selected` cannot write these rows (a topic of several partitions, or a row
+    with a column missing); nothing was written, and the caller produces them itself."""
+
+
+def append_selected(
+    conn: sqlite3.Connection, select: str, params: Sequence[object], now_ms: int
+) -> tuple[int, int | None]:
+    """Append the events ``select`` yields (columns :data:`SELECTED`; ``headers`` and
+    ``payload`` already JSON), in ``ord`` order, to topics of one partition, creating missing
+    topics with one, inside a transaction opened on ``conn`` with a plain ``BEGIN``; returns how
+    many and the last ``ord``.
+
+    Everything runs inside SQLite, which lets go of Python's GIL for each statement: a thread
+    that copies records from another SQLite file this way does not hold up the process's other
+    threads (see ``audit.outbox``). Raises :class:`CannotAppend` when a topic has several
+    partitions (keys must then be hashed, in Python) or a row lacks a value.
+    """
+    # the write lock of this file only: BEGIN IMMEDIATE would also take the lock of the file the
+    # SELECT reads (every attached database's), and hold up its writers for the whole copy
+    conn.execute("DELETE FROM main.events WHERE 0")
+    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS selected ({SELECTED})")
+    conn.execute("DELETE FROM temp.selected")
+    conn.execute(f"INSERT INTO temp.selected SELECT {SELECTED} FROM ({select})", params)  # noqa: S608
+    count, last, incomplete = conn.execute(
+        "SELECT COUNT(*), MAX(ord), COUNT(*) - COUNT(topic) - COUNT(id) - COUNT(event_time_us) "
+        "- COUNT(headers) - COUNT(payload) + 4 * COUNT(*) FROM temp.selected"
+    ).fetchone()
+    if not count:
+        return 0, None
+    if incomplete:
+        raise CannotAppend(f"{incomplete} missing values in the selected rows")
+    for (topic,) in conn.execute("SELECT DISTINCT topic FROM temp.selected").fetchall():
+        known = conn.execute("SELECT partitions FROM topics WHERE name = ?", (topic,)).fetchone()
+        if known is None:
+            conn.execute("INSERT INTO topics VALUES (?, 1, NULL, NULL)", (topic,))
+            conn.execute("INSERT INTO partitions VALUES (?, 0, 0)", (topic,))
+        elif known[0] != 1:
+            raise CannotAppend(f"topic {topic!r} has {known[0]} partitions")
+    written = conn.execute(
+        'INSERT INTO events (topic, partition, "offset", id, key, event_time_us, appended_ms, '
+        "size, headers, payload) "
+        "SELECT s.topic, 0, p.next_offset - 1 + ROW_NUMBER() OVER (PARTITION BY s.topic "
+        "ORDER BY s.ord), s.id, s.key, s.event_time_us, ?, LENGTH(s.payload) + "
+        "LENGTH(s.headers) + COALESCE(LENGTH(s.key), 0), s.headers, s.payload "
+        "FROM temp.selected s JOIN partitions p ON p.topic = s.topic AND p.partition = 0 "
+        "ORDER BY s.ord",
+        (now_ms,),
+    ).rowcount
+    if written != count:  # never expected; the caller's transaction rolls back
+        raise CannotAppend(f"{written} of {count} rows were placed")
+    conn.execute(
+        "UPDATE partitions SET next_offset = next_offset + (SELECT COUNT(*) FROM "
+        "temp.selected s WHERE s.topic = partitions.topic) "
+        "WHERE partition = 0 AND topic IN (SELECT topic FROM temp.selected)"
+    )
+    return int(count), int(last)
 
 
 def enforce_retention(conn: sqlite3.Connection, now_ms: int) -> int:

@@ -94,6 +94,7 @@ class SqliteEventLog:
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the event log {self.path}: {exc}") from exc
         self._lock = threading.RLock()
+        self._attached: str | None = None  # the file append_selected reads, attached
         self._spread = itertools.count()
         self._last_retention = 0.0
         # group commit: produce() calls from several threads share one transaction
@@ -322,6 +323,30 @@ class SqliteEventLog:
 
         check_name(group, field="group")
         return SqliteConsumer(self, group, list(topics))
+
+    def append_selected(
+        self, database: str, select: str, params: Sequence[object]
+    ) -> tuple[int, int | None]:
+        """Append the events a SELECT over the SQLite file ``database`` (attached as schema
+        ``source``) yields, in one transaction: :func:`~mainspring.storage.eventfile.
+        append_selected` says what the SELECT gives. Returns how many and the last ``ord``;
+        raises ``eventfile.CannotAppend`` (nothing written) when the rows cannot be appended so."""
+        if self.memory:
+            raise InvalidInputError("an in-memory event log attaches no file", field="database")
+        with self._lock, self._guard("append events"):
+            if self._attached != database:
+                if self._attached is not None:
+                    self._conn.execute("DETACH DATABASE source")
+                    self._attached = None
+                self._conn.execute("ATTACH DATABASE ? AS source", (database,))
+                self._attached = database
+            with self._read() as conn:  # BEGIN: append_selected locks this file only
+                result = eventfile.append_selected(conn, select, params, now_ms())
+        try:
+            self._maybe_retain()
+        except StorageError as exc:  # the events are written: report, do not fail them
+            logger.warning("retention of %s failed: %s", self.path, exc)
+        return result
 
     # -- retention ---------------------------------------------------------------------------
 
