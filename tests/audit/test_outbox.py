@@ -200,12 +200,18 @@ def log_some(store: SqlMetadataStore) -> None:
         log.review("d-2", reviewer="ann", action="accept", reason_code="ok")
 
 
-def test_sqlite_copies_the_events_python_would_publish_byte_for_byte(
-    sqlite_store: SqlMetadataStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def events(sqlite_store: SqlMetadataStore, tmp_path: Path) -> Iterator[SqliteEventLog]:
+    """The embedded event log in a file of its own, and some records logged in ``sqlite_store``."""
     log_some(sqlite_store)
-    events = SqliteEventLog(tmp_path / "events.db")
+    opened = SqliteEventLog(tmp_path / "events.db")
+    yield opened
+    opened.close()
 
+
+def test_sqlite_copies_the_events_python_would_publish_byte_for_byte(
+    sqlite_store: SqlMetadataStore, events: SqliteEventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def through_python(batch: Sequence[Event]) -> list[Event]:
         raise AssertionError("published through Python, not copied by SQLite")
 
@@ -214,14 +220,11 @@ def test_sqlite_copies_the_events_python_would_publish_byte_for_byte(
     assert mirror.publish_pending() == 10
     assert stored_events(events) == as_python_publishes(sqlite_store)
     assert mirror.cursor() == 10 and mirror.publish_pending() == 0
-    events.close()
 
 
 def test_a_topic_of_several_partitions_goes_through_python(
-    sqlite_store: SqlMetadataStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    sqlite_store: SqlMetadataStore, events: SqliteEventLog, caplog: pytest.LogCaptureFixture
 ) -> None:
-    log_some(sqlite_store)
-    events = SqliteEventLog(tmp_path / "events.db")
     events.create_topic("decisions", partitions=2)  # keys must be hashed: Python's job
     with caplog.at_level(logging.INFO, logger="mainspring.audit"):
         assert Mirror(sqlite_store, events, page=4).publish_pending() == 10
@@ -229,14 +232,11 @@ def test_a_topic_of_several_partitions_goes_through_python(
     ids = sorted(str(r[3]) for r in stored_events(events))
     assert ids == sorted(str(r[3]) for r in as_python_publishes(sqlite_store))
     assert len(set(ids)) == 10
-    events.close()
 
 
 def test_a_crash_before_the_cursor_moves_copies_the_page_again(
-    sqlite_store: SqlMetadataStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sqlite_store: SqlMetadataStore, events: SqliteEventLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    log_some(sqlite_store)
-    events = SqliteEventLog(tmp_path / "events.db")
     mirror = Mirror(sqlite_store, events, page=100)
 
     def dies(old: int, new: int) -> None:
@@ -249,7 +249,6 @@ def test_a_crash_before_the_cursor_moves_copies_the_page_again(
     assert mirror.cursor() == 0 and mirror.publish_pending() == 10  # at least once, never lost
     copies = [str(r[3]) for r in stored_events(events)]
     assert len(copies) == 20 and len(set(copies)) == 10  # consumers drop repeats by id
-    events.close()
 
 
 @given(st.text(max_size=40))
