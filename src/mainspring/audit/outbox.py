@@ -184,9 +184,9 @@ class Mirror:
         go through Python.
 
         In one process with the deciding threads (no ``serve``), publishing through Python held
-        the GIL for about 0.03 ms a record: a pass of a few hundred records took 65-140 ms
+        the GIL for about 0.03 ms a record: a pass of a few hundred records took 61-142 ms
         beside a thread deciding, and about a quarter of its decisions waited for the GIL
-        (their p99 3-8 ms against 1.1-1.5 ms). SQLite lets go of the GIL for each statement.
+        (their p99 2.9-7.9 ms against 1.1-1.5 ms). SQLite lets go of the GIL for each statement.
         """
         if self._copy_from is None:
             return None

@@ -107,7 +107,7 @@ class DecisionService:
         first request instead of during it. A server worker warms before it moves what it has
         allocated out of the garbage collector's reach (``serving.server.settle_heap``); planned
         on the first request, the plans' ~80k objects stayed in the collected heap, and each full
-        collection walked them for 15-45 ms with every request in flight waiting. A deployment
+        collection walked them for 14-44 ms with every request in flight waiting. A deployment
         that cannot be planned is logged and left to fail its requests with the reason."""
         for deployment in self.plane.served_deployments():
             if deployment.policy is None:

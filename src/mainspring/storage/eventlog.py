@@ -328,9 +328,9 @@ class SqliteEventLog:
         self, database: str, select: str, params: Sequence[object]
     ) -> tuple[int, int | None]:
         """Append the events a SELECT over the SQLite file ``database`` (attached as schema
-        ``source``) yields, in one transaction: :func:`~mainspring.storage.eventfile.
-        append_selected` says what the SELECT gives. Returns how many and the last ``ord``;
-        raises ``eventfile.CannotAppend`` (nothing written) when the rows cannot be appended so."""
+        ``source``) yields, in one transaction; ``eventfile.append_selected`` says what the
+        SELECT gives. Returns how many and the last ``ord``; raises ``eventfile.CannotAppend``
+        (nothing written) when the rows cannot be appended so."""
         if self.memory:
             raise InvalidInputError("an in-memory event log attaches no file", field="database")
         with self._lock, self._guard("append events"):
