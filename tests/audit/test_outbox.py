@@ -264,3 +264,21 @@ def test_sqlite_reads_the_event_time_from_at_as_python_does(when: datetime) -> N
         at = stamp(when)
         (us,) = conn.execute(f"SELECT {EVENT_TIME_US} FROM (SELECT ? AS at)", (at,)).fetchone()
     assert us == micros(datetime.fromisoformat(at))
+
+
+def test_one_sqlite_file_for_both_logs_publishes_through_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_metadata_store(f"sqlite:///{tmp_path / 'all.db'}")
+    assert isinstance(store, SqlMetadataStore)
+    log_some(store)
+    events = SqliteEventLog(tmp_path / "all.db")  # its tables beside the decision log's
+
+    def attached_to_itself(*args: object) -> tuple[int, int | None]:
+        raise AssertionError("the file would be attached to itself: it waits for its own lock")
+
+    monkeypatch.setattr(events, "append_selected", attached_to_itself)
+    assert Mirror(store, events).publish_pending() == 10
+    assert stored_events(events) == as_python_publishes(store)
+    events.close()
+    store.close()

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -131,7 +132,9 @@ class Mirror:
         from mainspring.storage.eventlog import SqliteEventLog  # not at import time: lean
 
         if isinstance(events, SqliteEventLog) and not events.memory and store.wal_file:
-            self._copy_from = store.engine.url.database
+            database = store.engine.url.database
+            if database and Path(database).resolve() != Path(events.path).resolve():
+                self._copy_from = database  # (one file for both: SQLite would attach it twice)
 
     def cursor(self) -> int:
         """The ``seq`` of the last record published (0 before the first)."""
