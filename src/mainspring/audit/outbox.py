@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -24,6 +25,9 @@ from mainspring.storage.base import EventLog
 from mainspring.storage.eventfile import CannotAppend
 from mainspring.storage.schema import decision_outbox
 from mainspring.storage.sql import DriverTx, SqlMetadataStore
+
+if TYPE_CHECKING:
+    from mainspring.storage.eventlog import SqliteEventLog
 
 log = logging.getLogger("mainspring.audit")
 
@@ -126,15 +130,15 @@ class Mirror:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one pass at a time in this process
         self._conn: Connection | None = None
-        #: the database file SQLite copies pages from into the event log, when both are SQLite
-        #: files (see :meth:`_copy_page`); None: pages go through Python
-        self._copy_from: str | None = None
+        #: when both logs are SQLite files: the event log and the database file SQLite copies
+        #: pages from into it (see :meth:`_copy_page`); None: pages go through Python
+        self._copy: tuple[SqliteEventLog, str] | None = None
         from mainspring.storage.eventlog import SqliteEventLog  # not at import time: lean
 
         if isinstance(events, SqliteEventLog) and not events.memory and store.wal_file:
             database = store.engine.url.database
             if database and Path(database).resolve() != Path(events.path).resolve():
-                self._copy_from = database  # (one file for both: SQLite would attach it twice)
+                self._copy = (events, database)  # (one file for both: it would attach itself)
 
     def cursor(self) -> int:
         """The ``seq`` of the last record published (0 before the first)."""
@@ -191,14 +195,12 @@ class Mirror:
         beside a thread deciding, and about a quarter of its decisions waited for the GIL
         (their p99 2.9-7.9 ms against 1.1-1.5 ms). SQLite lets go of the GIL for each statement.
         """
-        if self._copy_from is None:
+        if self._copy is None:
             return None
-        from mainspring.storage.eventlog import SqliteEventLog
-
-        assert isinstance(self.events, SqliteEventLog)
+        events, database = self._copy
         try:
-            count, last = self.events.append_selected(
-                self._copy_from, _COPY, (IDEMPOTENCY_KEY, cursor, self.page)
+            count, last = events.append_selected(
+                database, _COPY, (IDEMPOTENCY_KEY, cursor, self.page)
             )
         except CannotAppend as exc:  # nothing was written: this page goes through Python
             log.info("the decision log's mirror publishes through Python: %s", exc)

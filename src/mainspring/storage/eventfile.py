@@ -142,8 +142,8 @@ def append_selected(
     conn.execute("DELETE FROM temp.selected")
     conn.execute(f"INSERT INTO temp.selected SELECT {SELECTED} FROM ({select})", params)  # noqa: S608
     count, last, incomplete = conn.execute(
-        "SELECT COUNT(*), MAX(ord), COUNT(*) - COUNT(topic) - COUNT(id) - COUNT(event_time_us) "
-        "- COUNT(headers) - COUNT(payload) + 4 * COUNT(*) FROM temp.selected"
+        "SELECT COUNT(*), MAX(ord), 5 * COUNT(*) - COUNT(topic) - COUNT(id) "
+        "- COUNT(event_time_us) - COUNT(headers) - COUNT(payload) FROM temp.selected"
     ).fetchone()
     if not count:
         return 0, None
