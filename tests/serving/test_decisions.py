@@ -15,7 +15,7 @@ from tests.serving.conftest import END, FEATURES, POLICY, deployment
 from mainspring.errors import InvalidInputError, NotFoundError
 from mainspring.features import FeatureStore
 from mainspring.records import Decision
-from mainspring.serving.decisions import DecisionService
+from mainspring.serving.decisions import DecisionService, _scorer
 from mainspring.serving.request import DecisionRequest
 
 
@@ -135,6 +135,25 @@ def test_deployments_are_planned_when_loaded_not_on_their_first_request(
     with pytest.raises(NotFoundError, match="no-such-service"):  # its requests say why
         service.decide("unplannable", DecisionRequest({"customer_id": 1}))
     assert decide(service, entity={"customer_id": 1}).decision in {"approve", "decline", "refer"}
+
+
+def test_lightgbm_arms_are_scored_from_the_explainers_trees_with_lightgbms_bits(
+    service: DecisionService, features: FeatureStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    plan = service.plan("credit-decisions")
+    main = service.plane.runtime_for(plan.deployment, "main")
+    explaining = plan.explaining[(main.name, main.version)]
+    assert explaining is not None and explaining.scorer is not None
+    for customer in range(50):
+        d = decide(service, entity={"customer_id": customer})
+        online = features.get_online_features("scoring", [{"customer_id": customer}])
+        row = np.array([[online.values[n][0] for n in FEATURES]])
+        assert (d.score, d.raw) == (float(main.predict_matrix(row)[0, 0]),) * 2  # bit for bit
+    # a scorer is used only once it predicts as the arm's model does: not another version's
+    shadow = service.plane.runtime_for(plan.deployment, "next")
+    with caplog.at_level(logging.WARNING, logger="mainspring.serving.decisions"):
+        assert _scorer(shadow, explaining.explainer) is None
+    assert "do not predict as LightGBM does" in caplog.text
 
 
 def test_sticky_arms_by_entity_and_async_path(service: DecisionService) -> None:

@@ -71,6 +71,7 @@ from mainspring.explain.layout import (
     LEAF_FLOATS,
     LEAF_INTS,
     LEAF_START,
+    LIGHTGBM_ZERO,
     NAN_LEFT,
     NONZERO,
     PARENT,
@@ -86,8 +87,6 @@ from mainspring.explain.layout import (
     ZERO,
     ZERO_MISSING,
 )
-
-_ZERO = 1e-35  # LightGBM's kZeroThreshold
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -110,9 +109,17 @@ def _in_categories(x: float, start: int, end: int, categories: Ints) -> int:
 
 @numba.njit(cache=True)
 def _goes_left(
-    x: float, node: int, inner_ints: Int32s, inner_floats: Floats, categories: Ints
+    x: float,
+    node: int,
+    inner_ints: Int32s,
+    inner_floats: Floats,
+    categories: Ints,
+    zero_below: float,
 ) -> int:
-    """1 if ``x`` goes left at inner node ``node`` (a row of the inner tables), else 0."""
+    """1 if ``x`` goes left at inner node ``node`` (a row of the inner tables), else 0. A value
+    whose magnitude is at most ``zero_below`` is read as 0 (LightGBM drops such values from a
+    row before it predicts; 0.0 for XGBoost); NaN stays NaN."""
+    x = x * float(int(abs(x) > zero_below))
     rule = get(inner_ints, node * INNER_INTS + RULE)
     if rule & CATEGORICAL:
         start = get(inner_ints, node * INNER_INTS + CAT_START)
@@ -121,7 +128,7 @@ def _goes_left(
     left = int(x <= get(inner_floats, node * INNER_FLOATS + THRESHOLD))  # 0 for NaN
     nan = int(x != x)
     left += nan * (((rule & NAN_LEFT) >> 2) - left)
-    default = ((rule & ZERO_MISSING) >> 1) & int(abs(x) <= _ZERO)
+    default = ((rule & ZERO_MISSING) >> 1) & int(abs(x) <= LIGHTGBM_ZERO)
     left += default * ((rule & DEFAULT_LEFT) - left)
     return int(left)
 
@@ -146,6 +153,7 @@ def shap_rows(
     max_inner: int,
     max_nodes: int,
     max_points: int,
+    zero_below: float,
 ) -> None:
     """Add the SHAP values of every row of ``X`` to ``out`` (same shape)."""
     F = np.empty((max_inner + 1) * max_points)
@@ -169,7 +177,7 @@ def shap_rows(
             p0 = trees[t, POINTS_START]
             one[n_inner] = 1
             x = get(X, x0 + get(inner_ints, i0 * INNER_INTS + FEATURE))
-            go[0] = _goes_left(x, i0, inner_ints, inner_floats, categories)
+            go[0] = _goes_left(x, i0, inner_ints, inner_floats, categories, zero_below)
             for j in range(0, Q, 4):
                 store4(F, j, splat(1.0))
                 store4(C, j, zero)
@@ -195,7 +203,7 @@ def shap_rows(
                     store4(C, a * Q + j, zero)
                     store4(sub, a * Q + j, zero)
                 x = get(X, x0 + get(inner_ints, ni + FEATURE))
-                go[a] = _goes_left(x, n, inner_ints, inner_floats, categories)
+                go[a] = _goes_left(x, n, inner_ints, inner_floats, categories, zero_below)
             # leaves: S = v F, and each leaf's share for the feature of its edge
             for leaf in range(trees[t, LEAF_START], trees[t + 1, LEAF_START]):
                 li = leaf * LEAF_INTS
@@ -251,3 +259,37 @@ def shap_rows(
                 total += weights[k] * acc[f * E + k]
                 acc[f * E + k] = 0.0
             out[r, f] += total
+
+
+@numba.njit(cache=True)
+def tree_sum(
+    x: Floats,
+    roots: Ints,
+    constants: Floats,
+    children: Int32s,
+    inner_ints: Int32s,
+    inner_floats: Floats,
+    leaf_floats: Floats,
+    categories: Ints,
+    zero_below: float,
+) -> float:
+    """The sum of the leaves ``x`` reaches, one per tree, added in tree order from 0.0: tree
+    ``t`` is the inner node ``roots[t]`` of the layout's tables, or the single leaf
+    ``constants[t]`` when ``roots[t]`` is -1 (such trees have no rows there). An inner node ``n``'s
+    children are ``children[2n]`` (left) and ``children[2n + 1]``: an inner node, or leaf ``l``
+    encoded as ``-l - 1``. Splits are decided by :func:`_goes_left`, as in :func:`shap_rows`."""
+    total = 0.0
+    for t in range(roots.shape[0]):
+        n = get(roots, t)
+        if n < 0:
+            total += get(constants, t)
+            continue
+        while True:
+            value = get(x, get(inner_ints, n * INNER_INTS + FEATURE))
+            left = _goes_left(value, n, inner_ints, inner_floats, categories, zero_below)
+            child = get(children, 2 * n + 1 - left)
+            if child < 0:
+                total += get(leaf_floats, (-child - 1) * LEAF_FLOATS + VALUE)
+                break
+            n = child
+    return total

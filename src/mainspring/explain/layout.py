@@ -52,9 +52,14 @@ VALUE = 3
 INNER_INTS, INNER_FLOATS, LEAF_INTS, LEAF_FLOATS = 9, 4, 5, 4
 #: bits of the RULE column: where a value goes at this split
 DEFAULT_LEFT = 1  # the side of missing values (and of zeros, with ZERO_MISSING)
-ZERO_MISSING = 2  # |x| <= 1e-35 takes the default side (LightGBM's missing_type Zero)
+ZERO_MISSING = 2  # |x| <= 1e-35 (as a float) takes the default side (LightGBM's missing_type Zero)
 NAN_LEFT = 4  # NaN goes left
 CATEGORICAL = 8  # left if the integer part of x is in categories[CAT_START:CAT_END]
+
+#: LightGBM's kZeroThreshold, declared ``1e-35f``: the float nearest 1e-35, as a double. LightGBM
+#: reads a value at most this far from 0 as 0 (it drops it from the row before predicting) and,
+#: with missing_type Zero, as missing.
+LIGHTGBM_ZERO = 1.0000000180025095e-35
 
 #: columns of ``Layout.trees``: where tree ``t``'s rows start in the inner and leaf tables and in
 #: ``reciprocals``, its number of points ``Q`` and where they start in the point tables

@@ -12,6 +12,7 @@ of trees.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -82,7 +83,7 @@ def _tree(root: Mapping[str, Any], columns: list[int]) -> TreeBuilder:
             elif decision == "<=":
                 me = tree.add(
                     feature=columns[int(node["split_feature"])],
-                    threshold=float(threshold),
+                    threshold=_threshold(float(threshold)),
                     kind=LE,
                     default_left=bool(node.get("default_left", True)),
                     missing=_MISSING.get(str(node.get("missing_type", "None")), MISSING_NONE),
@@ -114,3 +115,13 @@ def _tree(root: Mapping[str, Any], columns: list[int]) -> TreeBuilder:
             else:
                 tree.right[parent] = me
     return tree
+
+
+def _threshold(dumped: float) -> float:
+    """A split threshold as LightGBM compares with it: its dump writes an infinite one (the
+    last bin's bound, when a split sets only missing values apart) as +-1e300."""
+    if dumped >= 1e300:
+        return math.inf
+    if dumped <= -1e300:
+        return -math.inf
+    return dumped

@@ -19,7 +19,7 @@ import numpy as np
 from mainspring.errors import InvalidInputError, MissingDependencyError
 from mainspring.explain.base import Explainer, Matrix
 from mainspring.explain.forest import Forest
-from mainspring.explain.layout import lay_out
+from mainspring.explain.layout import LIGHTGBM_ZERO, Layout, lay_out
 
 Reader = Callable[..., tuple[Forest, float]]
 
@@ -29,7 +29,8 @@ class TreeExplainer(Explainer):
 
     Build it with :meth:`from_lightgbm` or :meth:`from_xgboost` (or
     :func:`mainspring.explain.explainer_for`). ``float32_inputs`` rounds inputs to single precision
-    first, as XGBoost does before comparing them with its thresholds.
+    first, as XGBoost does before comparing them with its thresholds; a value whose magnitude is
+    at most ``zero_below`` is read as 0, as LightGBM does (its ``kZeroThreshold``).
     """
 
     def __init__(
@@ -39,6 +40,7 @@ class TreeExplainer(Explainer):
         *,
         base_offset: float = 0.0,
         float32_inputs: bool = False,
+        zero_below: float = 0.0,
         warm: bool = True,
     ) -> None:
         if forest.n_features != len(feature_names):
@@ -51,6 +53,7 @@ class TreeExplainer(Explainer):
         self.forest = forest
         self.expected_value = float(forest.expected_value + base_offset)
         self._float32 = float32_inputs
+        self.zero_below = zero_below
         self._layout = lay_out(forest)
         self._kernel: Callable[..., None] | None = None
         if warm:
@@ -73,7 +76,7 @@ class TreeExplainer(Explainer):
             lightgbm_trees.model_names(booster), feature_names, int(booster.num_feature())
         )
         forest, offset = lightgbm_trees.read_lightgbm(booster, columns, class_index=class_index)
-        return cls(forest, names, base_offset=offset, warm=warm)
+        return cls(forest, names, base_offset=offset, zero_below=LIGHTGBM_ZERO, warm=warm)
 
     @classmethod
     def from_xgboost(
@@ -94,6 +97,11 @@ class TreeExplainer(Explainer):
         )
         forest, offset = xgboost_trees.read_xgboost(booster, columns, class_index=class_index)
         return cls(forest, names, base_offset=offset, float32_inputs=True, warm=warm)
+
+    @property
+    def layout(self) -> Layout:
+        """The trees as the compiled kernels read them."""
+        return self._layout
 
     def warm(self) -> None:
         """Load (or compile, the first time on this machine) the kernel and run it once."""
@@ -139,6 +147,7 @@ class TreeExplainer(Explainer):
             layout.max_inner,
             layout.max_nodes,
             layout.max_points,
+            self.zero_below,
         )
         return out
 
