@@ -86,7 +86,8 @@ BatchFn = Callable[[DriverTx, list[Op]], list[Any]]
 AfterCommit = Callable[[list[Op], list[Any]], None]
 
 _STOP = Op("stop", None)
-#: the thread future of an asyncio caller's op: never waited on
+#: the thread future of an asyncio caller's op, and of the op of a caller committing it on its
+#: own thread (who takes the result from the batch): never waited on, never resolved
 _SETTLED: Future[Any] = Future()
 
 
@@ -97,6 +98,8 @@ def _settle(batch: list[Op], results: list[Any]) -> None:
     for op, result in zip(batch, results, strict=True):
         if op.waiter is not None and op.loop is not None:
             loops.setdefault(op.loop, []).append((op.waiter, result))
+        elif op.future is _SETTLED:
+            continue
         elif isinstance(result, BaseException):
             op.future.set_exception(result)
         else:
@@ -213,20 +216,23 @@ class GroupCommitter:
         With no commit under way the caller commits itself, with whatever else is queued;
         otherwise the operation joins the next group commit of the writer thread.
         """
-        op = Op(kind, payload)
         with self._state:
             self._check_open()
             leading = self._leading.acquire(blocking=False)
             if not leading:
+                op = Op(kind, payload)
                 self._queue.put(op)
-        if leading:
-            try:
-                batch = [op]
-                self._take_queued(batch)
-                self._commit(batch)
-            finally:
-                self._leading.release()
-        return op.future.result()
+        if not leading:
+            return op.future.result()
+        try:  # its result comes straight from the batch: no future to resolve and wait on
+            batch = [Op(kind, payload, _SETTLED)]
+            self._take_queued(batch)
+            result = self._commit(batch)[0]
+        finally:
+            self._leading.release()
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def _check_open(self) -> None:
         if self._closed:
@@ -301,22 +307,21 @@ class GroupCommitter:
             except Exception:
                 log.debug("closing the writer's connection failed", exc_info=True)
 
-    def _commit(self, batch: list[Op]) -> None:
+    def _commit(self, batch: list[Op]) -> list[Any]:
+        """Commit ``batch`` and settle its ops; returns each op's result or error, in order."""
         try:
             results = self._transaction(batch)
         except Exception as exc:
             self._drop_connection()
             if len(batch) > 1:  # one bad op must not fail the others: retry them one by one
-                for op in batch:
-                    self._commit([op])
-                return
+                return [self._commit([op])[0] for op in batch]
             error = (
                 exc
                 if isinstance(exc, MainspringError)
                 else StorageError(f"the decision log could not commit: {exc}")
             )
             _settle(batch, [error])
-            return
+            return [error]
         self._uncheckpointed += len(batch)
         if self._uncheckpointed >= CHECKPOINT_EVERY:
             self._ask_checkpoint()
@@ -326,6 +331,7 @@ class GroupCommitter:
             except Exception:
                 log.exception("after-commit hook failed")
         _settle(batch, results)
+        return results
 
     def _ask_checkpoint(self) -> None:
         """Wake the checkpoint thread (called by the committing thread, under ``_leading``)."""
