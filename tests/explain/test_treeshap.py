@@ -299,3 +299,16 @@ def test_models_without_constant_trees_are_refused_with_a_way_out() -> None:
     gblinear = xgb.train({"booster": "gblinear", "objective": "binary:logistic"}, xgb.DMatrix(X, y))
     with pytest.raises(InvalidInputError, match="gbtree"):
         TreeExplainer.from_xgboost(gblinear)
+
+
+def test_tables_take_the_narrowest_integers_that_hold_them() -> None:
+    from mainspring.explain.layout import _narrowest
+
+    X, y = data(12, n=3000, f=6)
+    small = TreeExplainer.from_lightgbm(lgb_train(X, y, rounds=5))
+    assert small.layout.inner_ints.dtype == small.layout.leaf_ints.dtype == np.int8
+    big = check_lightgbm(lgb_train(X, y, num_leaves=300, min_data_in_leaf=2, rounds=3), X[:300])
+    assert big.layout.inner_ints.dtype == big.layout.leaf_ints.dtype == np.int16
+    assert [_narrowest(n) for n in (0, 127, 128, 32767, 32768)] == [
+        np.int8, np.int8, np.int16, np.int16, np.int32
+    ]  # fmt: skip

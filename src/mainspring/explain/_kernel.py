@@ -32,7 +32,7 @@ algorithm.
 How it is made fast (about 3x less CPU per row than the previous version of this kernel, which
 streamed five precomputed factor vectors per node; see benchmarks/RESULTS.md):
 
-- the tables (layout module) are 1.0 MB for the issue's model instead of about 3 MB, read in
+- the tables (layout module) are 0.76 MB for the issue's model instead of about 3 MB, read in
   order, with ``1 / g1`` the only per-point number stored: the other factors are recomputed from
   a node's zero fraction and cover ratio, which costs less than reading them;
 - four points at a time as one ``<4 x double>`` (:mod:`mainspring.explain._vectors`): numba does

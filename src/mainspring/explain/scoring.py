@@ -3,7 +3,7 @@
 In a decision the model predicts a row and TreeSHAP then explains the same row. On its own,
 LightGBM predicts one row in about 5 us (its single-row C API), but it walks 200 trees whose nodes
 lie across the heap: in the middle of a decision, between the feature read and the explainer
-streaming its 1 MB of tables, the same call took 50-70 us, nearly all of it waiting for memory.
+streaming its 0.76 MB of tables, the same call took 50-70 us, nearly all of it waiting for memory.
 The explainer's tables already hold every split and leaf of the model, compactly, and are warm:
 :func:`~mainspring.explain._kernel.tree_sum` walks them instead.
 
