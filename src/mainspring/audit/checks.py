@@ -25,20 +25,41 @@ def _all_finite(values: Iterable[Any]) -> bool:
     return total - total == 0.0 or all(map(math.isfinite, floats))
 
 
+def _finite_numbers(decision: Decision) -> bool:
+    """No NaN or infinity among the decision's numbers. A decision with a number for every
+    feature is answered by one sum of its numbers (one check, as :func:`_all_finite`); one with a
+    missing value or text among them by looking at every value."""
+    try:
+        total = sum(decision.attributions.values()) + sum(decision.shadows.values())
+        total += sum([f.value for f in decision.features])
+        total += sum([r.contribution for r in decision.reasons])
+        for number in (decision.raw, decision.score, decision.confidence, decision.base_value):
+            if number is not None:
+                total += number
+        total += decision.latency_ms
+        for value in itertools.chain(decision.entity.values(), decision.context.values()):
+            if isinstance(value, float):
+                total += value
+    except (TypeError, OverflowError):  # a None, text, an integer past float range: each value
+        total = math.nan
+    return total - total == 0.0 or _all_finite(
+        itertools.chain(
+            (decision.raw, decision.score, decision.confidence, decision.base_value,
+             decision.latency_ms),
+            decision.attributions.values(), decision.shadows.values(),
+            (f.value for f in decision.features), (r.contribution for r in decision.reasons),
+            decision.entity.values(), decision.context.values(),
+        )
+    )  # fmt: skip
+
+
 def decision_json(decision: Decision) -> str:
     """The stored body of a decision: sorted-key JSON, as :func:`canonical_json` but with orjson
     (the body is hashed as stored, so only its determinism matters; this is 15x faster, which
     counts once per decision). NaN and infinity are refused, as ``canonical_json`` does."""
-    numbers = itertools.chain(
-        (decision.raw, decision.score, decision.confidence, decision.base_value,
-         decision.latency_ms),
-        decision.attributions.values(), decision.shadows.values(),
-        (f.value for f in decision.features), (r.contribution for r in decision.reasons),
-        decision.entity.values(), decision.context.values(),
-    )  # fmt: skip
     import orjson  # not at import time: `import mainspring` stays lean
 
-    if not _all_finite(numbers):
+    if not _finite_numbers(decision):
         raise InvalidInputError(
             "decision cannot be logged: it holds NaN or infinity (log missing values as null)",
             field="decision",
