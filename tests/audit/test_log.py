@@ -17,7 +17,7 @@ from tests.audit.conftest import T0, decision
 from mainspring.audit import AuditMetrics, DecisionLog, Durability
 from mainspring.errors import ConflictError, InvalidInputError, NotFoundError
 from mainspring.records import Outcome, ReviewAction
-from mainspring.storage.sql import SqlMetadataStore
+from mainspring.storage.sql import DriverTx, SqlMetadataStore
 
 
 def test_append_returns_the_committed_record_and_get_reads_it_back(
@@ -225,6 +225,38 @@ def test_one_bad_record_in_a_batch_does_not_fail_the_others(store: SqlMetadataSt
     assert [f.result().seq for f in (futures[0], futures[1], futures[4])] == [2, 3, 4]
     assert isinstance(futures[2].exception(), ConflictError)
     assert isinstance(futures[3].exception(), NotFoundError)
+    assert log.verify().ok
+    log.close()
+
+
+def test_ids_are_looked_up_only_when_a_batch_holds_one_logged_before(
+    store: SqlMetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decisions are inserted without looking their ids up; a batch that meets an id logged
+    before runs again, looking them up: the same decision is returned as logged, another one
+    under its id is refused, the rest are written once, and the chain has no gap."""
+    lookups: list[int] = []
+    original = DriverTx.all
+
+    def all_(tx: DriverTx, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        lookups.append(len(params))
+        return original(tx, sql, params)
+
+    monkeypatch.setattr(DriverTx, "all", all_)
+    log = DecisionLog(store)
+    submit = log._writer.submit
+    with HeldWriter(log, store) as held:
+        futures = [submit("decision", log._prepare(decision(i))) for i in (2, 1, 3)]
+        futures.append(submit("decision", log._prepare(decision(1, decision="x"))))
+        held.wait_queued(4)
+    assert [futures[i].result().seq for i in (0, 2)] == [2, 3]
+    assert futures[1].result() == held.first.result()  # delivered again: the logged one
+    assert isinstance(futures[3].exception(), ConflictError)
+    assert lookups == [4]  # the first batch (decision 1 alone) and the retried one: one look
+    for i in (4, 5):
+        log.append(decision(i))
+    assert lookups == [4]  # new decisions: no look
+    assert [d.seq for d in log.iterate()] == [1, 2, 3, 4, 5]
     assert log.verify().ok
     log.close()
 

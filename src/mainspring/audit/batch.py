@@ -13,7 +13,7 @@ from typing import Any
 
 from mainspring.audit.checks import json_text, segment
 from mainspring.audit.entries import COLUMNS, Kind, LoggedDecision, Row, stamp
-from mainspring.audit.writer import Op
+from mainspring.audit.writer import Op, RetryBatch
 from mainspring.errors import ConflictError, InvalidInputError, MainspringError, NotFoundError
 from mainspring.records import Decision, Outcome, Review, ReviewAction
 from mainspring.storage.chain import GENESIS
@@ -96,11 +96,20 @@ class _Batch:
 
 class BatchWriter:
     """Writes one batch of decisions, outcomes and reviews; keeps notes of the reviews for the
-    metrics, read by the log after the commit (:meth:`take_notes`)."""
+    metrics, read by the log after the commit (:meth:`take_notes`).
+
+    Decisions are inserted without first looking their ids up: a decision delivered again (an
+    idempotent append) is rare, and the unique index on ``id`` refuses it anyway. When it does,
+    the batch asks the writer to run it again (:class:`~mainspring.audit.writer.RetryBatch`),
+    this time looking the ids up first, so that the decision already logged is returned (or a
+    different one with its id refused) and the others are written. Looking every batch's ids up
+    cost a statement per commit: about 15 us of a 0.6 ms decision in process.
+    """
 
     def __init__(self, segments: tuple[str, ...]) -> None:
         self.segments = segments
         self._notes: list[Note] = []
+        self._look_up_ids = False  # the next run looks the ids up (after a RetryBatch)
 
     def take_notes(self) -> list[Note]:
         notes, self._notes = self._notes, []
@@ -110,6 +119,33 @@ class BatchWriter:
         self._notes = []
         head = tx.first(_HEAD)
         batch = _Batch(int(head[0]), str(head[1])) if head else _Batch(0, GENESIS)
+        looked_up, self._look_up_ids = self._look_up_ids, False
+        existing = self._logged(tx, ops) if looked_up else {}
+        results: list[Any] = []
+        try:
+            for op in ops:
+                try:
+                    if op.kind == "decision":
+                        results.append(self._add_decision(batch, existing, *op.payload))
+                        continue
+                    batch.flush(tx)  # what follows reads the rows of this batch back
+                    if op.kind == "outcome":
+                        results.append(self._add_outcome(tx, batch, op.payload))
+                    else:
+                        results.append(self._add_review(tx, batch, op.payload))
+                except MainspringError as exc:
+                    results.append(exc)
+            batch.flush(tx)
+        except tx.integrity_error as exc:
+            if looked_up:
+                raise
+            self._look_up_ids = True  # a decision's id was there already: look them up
+            raise RetryBatch from exc
+        return results
+
+    @staticmethod
+    def _logged(tx: DriverTx, ops: list[Op]) -> dict[str, Row]:
+        """The records already logged under the ids of the batch's decisions."""
         ids = [op.payload[1].id for op in ops if op.kind == "decision"]
         existing: dict[str, Row] = {}
         for start in range(0, len(ids), IN_CHUNK):
@@ -121,21 +157,7 @@ class BatchWriter:
             ):
                 row = Row.from_values(values)
                 existing[row.id] = row
-        results: list[Any] = []
-        for op in ops:
-            try:
-                if op.kind == "decision":
-                    results.append(self._add_decision(batch, existing, *op.payload))
-                    continue
-                batch.flush(tx)  # what follows reads the rows of this batch back
-                if op.kind == "outcome":
-                    results.append(self._add_outcome(tx, batch, op.payload))
-                else:
-                    results.append(self._add_review(tx, batch, op.payload))
-            except MainspringError as exc:
-                results.append(exc)
-        batch.flush(tx)
-        return results
+        return existing
 
     @staticmethod
     def _add_decision(

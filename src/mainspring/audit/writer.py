@@ -79,8 +79,14 @@ class Op:
     loop: asyncio.AbstractEventLoop | None = None
 
 
+class RetryBatch(Exception):
+    """Raised by a batch function whose guess failed (it wrote without a look it skips when it
+    can): the writer rolls the transaction back and runs the batch once more, in a new one."""
+
+
 #: Runs a batch inside the writer's transaction; returns, per op, a result or the
-#: ``MainspringError`` that op failed with (the others still commit). Raising rolls back all.
+#: ``MainspringError`` that op failed with (the others still commit). Raising rolls back all;
+#: raising :class:`RetryBatch` runs it once more.
 BatchFn = Callable[[DriverTx, list[Op]], list[Any]]
 #: Called after COMMIT with the committed ops and their results (before the futures resolve).
 AfterCommit = Callable[[list[Op], list[Any]], None]
@@ -357,5 +363,9 @@ class GroupCommitter:
                 log.warning("checkpointing the decision log's database failed", exc_info=True)
 
     def _transaction(self, batch: list[Op]) -> list[Any]:
-        with self.store.driver_write(self._connection(), self._lock) as tx:
-            return self._write_batch(tx, batch)
+        try:
+            with self.store.driver_write(self._connection(), self._lock) as tx:
+                return self._write_batch(tx, batch)
+        except RetryBatch:
+            with self.store.driver_write(self._connection(), self._lock) as tx:
+                return self._write_batch(tx, batch)

@@ -54,9 +54,13 @@ class DriverTx:
     use ``%s`` (psycopg); rows come back as tuples in the order of the selected columns.
     """
 
-    def __init__(self, cursor: Any, placeholder: str) -> None:
+    def __init__(
+        self, cursor: Any, placeholder: str, integrity_error: type[Exception] = Exception
+    ) -> None:
         self._cursor = cursor
         self._placeholder = placeholder
+        #: the driver's exception for a broken constraint (a key already there)
+        self.integrity_error = integrity_error
 
     def _sql(self, sql: str) -> str:
         return sql if self._placeholder == "?" else _translated(sql)
@@ -243,7 +247,9 @@ class SqlMetadataStore:
                 raw: Any = tx.connection.dbapi_connection
                 cursor = raw.cursor()
                 try:
-                    yield DriverTx(cursor, "%s")
+                    dbapi = self.engine.dialect.dbapi
+                    assert dbapi is not None  # a connected engine has its driver
+                    yield DriverTx(cursor, "%s", dbapi.IntegrityError)
                 finally:
                     cursor.close()
             return
@@ -252,7 +258,7 @@ class SqlMetadataStore:
             try:
                 _begin_immediate(raw)
                 try:
-                    yield DriverTx(raw.cursor(), "?")
+                    yield DriverTx(raw.cursor(), "?", sqlite3.IntegrityError)
                     raw.execute("COMMIT")
                 except BaseException:
                     if raw.in_transaction:  # SQLite rolls back by itself on some errors
