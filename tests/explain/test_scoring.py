@@ -42,13 +42,21 @@ def scorer_of(booster: lgb.Booster) -> TreeScorer:
     return scorer
 
 
-def assert_predicts_as_lightgbm(booster: lgb.Booster, X: np.ndarray) -> None:
+def assert_predicts_as_lightgbm(booster: lgb.Booster, X: np.ndarray) -> TreeScorer:
     scorer = scorer_of(booster)
+    expected = booster.predict(X)
     got = [scorer.predict_row(row) for row in X]
     raw = [scorer.raw(row) for row in X]
-    assert (bits(got) == bits(booster.predict(X))).all()
+    assert (bits(got) == bits(expected)).all()
     assert (bits(raw) == bits(booster.predict(X, raw_score=True))).all()
+    # the decision's path: the score and the attributions from one pass of the kernel
+    explainer = TreeExplainer.from_lightgbm(booster)
+    for row, want in zip(X[:200], expected[:200], strict=False):
+        score, values = scorer.predict_and_explain_row(row)
+        assert bits(score) == bits(want)
+        assert (bits(values) == bits(explainer.explain_row(row))).all()
     assert scorer.agrees(booster.predict)
+    return scorer
 
 
 @pytest.mark.parametrize(
@@ -116,7 +124,14 @@ def test_a_model_of_one_constant_tree() -> None:
     X = rows(7, 200, 3)
     booster = train(X, np.full(len(X), 2.5), rounds=5, objective="regression")
     assert booster.num_trees() >= 1
-    assert_predicts_as_lightgbm(booster, rows(8, 50, 3))
+    scorer = assert_predicts_as_lightgbm(booster, rows(8, 50, 3))
+    assert not scorer.fused  # its tree is a single leaf: the kernel's pass does not see it
+
+
+def test_models_whose_trees_all_split_are_scored_on_the_explainers_pass() -> None:
+    X = rows(13, 500, 4)
+    booster = train(X, (np.nan_to_num(X[:, 0]) > 0).astype(float), objective="binary")
+    assert scorer_of(booster).fused
 
 
 @pytest.mark.parametrize(

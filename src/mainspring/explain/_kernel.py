@@ -154,14 +154,18 @@ def shap_rows(
     max_nodes: int,
     max_points: int,
     zero_below: float,
+    raw: Floats,
 ) -> None:
-    """Add the SHAP values of every row of ``X`` to ``out`` (same shape)."""
+    """Add the SHAP values of every row of ``X`` to ``out`` (same shape); set ``raw[r]`` to the
+    sum of the leaves row ``r`` reaches, added in tree order from 0.0 (the raw score, when every
+    tree of the model has a split: the layout leaves single leaves out)."""
     F = np.empty((max_inner + 1) * max_points)
     C = np.empty((max_inner + 1) * max_points)  # sums of S over a node's children
     # sums of S over the next edges on the feature, then one slot per node without a previous edge
     sub = np.empty((max_inner + 1 + max_nodes) * max_points)
     one = np.empty(max_inner + 1, dtype=np.int64)
     go = np.empty(max_inner + 1, dtype=np.int64)
+    reach = np.empty(max_inner + 1, dtype=np.int64)  # 1 if x reaches the inner node
     n_features = X.shape[1]
     E = points.shape[0]
     acc = np.zeros(n_features * E)  # per feature and point, the shares before the weights
@@ -169,6 +173,7 @@ def shap_rows(
     n_trees = trees.shape[0] - 1
     for r in range(X.shape[0]):
         x0 = r * n_features
+        total = 0.0
         for t in range(n_trees):
             i0 = trees[t, INNER_START]
             n_inner = trees[t + 1, INNER_START] - i0
@@ -176,6 +181,7 @@ def shap_rows(
             Q = trees[t, POINTS]
             p0 = trees[t, POINTS_START]
             one[n_inner] = 1
+            reach[0] = 1
             x = get(X, x0 + get(inner_ints, i0 * INNER_INTS + FEATURE))
             go[0] = _goes_left(x, i0, inner_ints, inner_floats, categories, zero_below)
             for j in range(0, Q, 4):
@@ -189,8 +195,10 @@ def shap_rows(
                 pa = get(inner_ints, ni + PARENT)
                 pl = get(inner_ints, ni + PREVIOUS)
                 before = get(one, pl)
-                o = (1 - (get(go, pa) ^ get(inner_ints, ni + IS_LEFT))) & before
+                follows = 1 - (get(go, pa) ^ get(inner_ints, ni + IS_LEFT))
+                o = follows & before
                 one[a] = o
+                reach[a] = get(reach, pa) & follows
                 b = float(before)
                 alpha = b * get(inner_floats, nf + ZERO)
                 beta = float(o)
@@ -212,7 +220,8 @@ def shap_rows(
                 pl = get(leaf_ints, li + PREVIOUS)
                 slot = get(leaf_ints, li + SLOT)
                 before = get(one, pl)
-                o = (1 - (get(go, pa) ^ get(leaf_ints, li + IS_LEFT))) & before
+                follows = 1 - (get(go, pa) ^ get(leaf_ints, li + IS_LEFT))
+                o = follows & before
                 b = float(before)
                 z = get(leaf_floats, lf + ZERO)
                 alpha = b * z
@@ -221,6 +230,8 @@ def shap_rows(
                 delta = b * (beta - z)
                 epsilon = -gamma * get(leaf_floats, lf + NONZERO)
                 v = get(leaf_floats, lf + VALUE)
+                if get(reach, pa) & follows:  # the one leaf x reaches
+                    total += v
                 e = get(leaf_ints, li + EDGE_FEATURE) * E + p0
                 for j in range(0, Q, 4):
                     u = load4(reciprocals, u0 + pl * Q + j)
@@ -253,12 +264,13 @@ def shap_rows(
                     )
                     share = weight * (x - load4(sub, a * Q + j))
                     store4(acc, e + j, load4(acc, e + j) + share)
+        raw[r] = total
         for f in range(n_features):
-            total = 0.0
+            weighted = 0.0
             for k in range(E):
-                total += weights[k] * acc[f * E + k]
+                weighted += weights[k] * acc[f * E + k]
                 acc[f * E + k] = 0.0
-            out[r, f] += total
+            out[r, f] += weighted
 
 
 @numba.njit(cache=True)

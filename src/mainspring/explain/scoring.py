@@ -96,6 +96,8 @@ class TreeScorer:
         # the layout keeps the trees with a split; the single leaves keep their place here
         sizes = np.diff(forest.tree_start)
         split = sizes > 1
+        #: whether the explainer's own pass gives the raw score (every tree has a split)
+        self.fused = bool(split.all())
         self._roots = np.full(forest.n_trees, -1, dtype=np.int64)
         self._roots[split] = layout.trees[:-1, INNER_START]
         self._constants = np.where(split, 0.0, forest.value[forest.tree_start[:-1]])
@@ -130,14 +132,26 @@ class TreeScorer:
         """The model's prediction of row ``x``."""
         return self._link(self.raw(x))
 
+    def predict_and_explain_row(self, x: Matrix) -> tuple[float, Matrix]:
+        """The model's prediction of row ``x`` and the explainer's attributions for it, from
+        one pass of the explainer's kernel when :attr:`fused` (else two)."""
+        if self.fused:
+            values, raw = self._explainer.explain_row_and_leaf_sum(x)
+            return self._link(raw), values
+        return self.predict_row(x), self._explainer.explain_row(x)
+
     def agrees(self, predict: Callable[[Matrix], Any]) -> bool:
         """Whether ``predict`` (the model's own, rows to one score each) gives, bit for bit, what
-        :meth:`predict_row` gives on the probe rows."""
+        :meth:`predict_row` and :meth:`predict_and_explain_row` give on the probe rows."""
         expected = np.asarray(predict(self._probes), dtype=np.float64)
         if expected.size != len(self._probes):
             return False
-        got = np.array([self.predict_row(row) for row in self._probes], dtype=np.float64)
-        return bool(np.array_equal(expected.reshape(-1).view(np.int64), got.view(np.int64)))
+        expected = expected.reshape(-1)
+        got = [np.array([self.predict_row(row) for row in self._probes], dtype=np.float64)]
+        if self.fused:
+            sums = self._explainer.shap_and_leaf_sums(self._probes)[1]
+            got.append(np.array([self._link(raw) for raw in sums.tolist()], dtype=np.float64))
+        return all(np.array_equal(expected.view(np.int64), g.view(np.int64)) for g in got)
 
 
 def _children(trees: Any, inner_ints: Any, leaf_ints: Any) -> npt.NDArray[np.int32]:

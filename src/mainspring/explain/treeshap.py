@@ -116,19 +116,31 @@ class TreeExplainer(Explainer):
             self._run(np.zeros((1, len(self.feature_names))))
 
     def shap_values(self, X: Matrix) -> Matrix:
-        return self._run(self._matrix(X))
+        return self._run(self._matrix(X))[0]
 
     def explain_row(self, x: Matrix) -> Matrix:
-        values: Matrix = self._run(self._row(x))[0]
+        values: Matrix = self._run(self._row(x))[0][0]
         return values
 
-    def _run(self, X: Matrix) -> Matrix:
+    def shap_and_leaf_sums(self, X: Matrix) -> tuple[Matrix, Matrix]:
+        """:meth:`shap_values`, and per row the sum of the leaves it reaches in the trees that
+        have a split, added in tree order from 0.0, found on the same pass: the model's raw
+        score bit for bit (as LightGBM adds it) when every tree has a split."""
+        return self._run(self._matrix(X))
+
+    def explain_row_and_leaf_sum(self, x: Matrix) -> tuple[Matrix, float]:
+        """:meth:`explain_row` and the row's leaf sum (:meth:`shap_and_leaf_sums`)."""
+        values, sums = self._run(self._row(x))
+        return values[0], float(sums[0])
+
+    def _run(self, X: Matrix) -> tuple[Matrix, Matrix]:
         if self._kernel is None:
             self.warm()
         assert self._kernel is not None
         if self._float32:
             X = X.astype(np.float32).astype(np.float64)
         out = np.zeros_like(X)
+        sums = np.empty(len(X))
         layout = self._layout
         self._kernel(
             X,
@@ -148,8 +160,9 @@ class TreeExplainer(Explainer):
             layout.max_nodes,
             layout.max_points,
             self.zero_below,
+            sums,
         )
-        return out
+        return out, sums
 
 
 def _columns(

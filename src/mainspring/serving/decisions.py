@@ -294,9 +294,12 @@ class DecisionService:
         if not policy.model_enabled:
             return self._fallback(plan, base, inputs, feature_views, started, "model disabled")
         explaining = self._explaining(plan, runtime)
+        contributions = None
         try:
             if explaining is not None and explaining.scorer is not None:
-                score = raw = explaining.scorer.predict_row(row[0])  # one output: the same
+                # one output (raw is the score); attributions found on the same pass
+                score, contributions = explaining.scorer.predict_and_explain_row(row[0])
+                raw = score
             else:
                 scores = runtime.predict_matrix(row)
                 score = float(scores[0, policy.score_column(runtime.output_names)])
@@ -308,7 +311,9 @@ class DecisionService:
             return self._fallback(
                 plan, base, inputs, feature_views, started, f"model failed: {exc}"
             )
-        attributions, reasons, base_value = self._explain(explaining, runtime, policy, row[0])
+        attributions, reasons, base_value = self._explain(
+            explaining, runtime, policy, row[0], contributions
+        )
         facts["features"] = values
         decision, review, decided_by = policy.conclude(score, facts, rule)
         shadows = {}
@@ -384,10 +389,12 @@ class DecisionService:
         runtime: ModelRuntime,
         policy: Policy,
         row: npt.NDArray[np.float64],
+        contributions: npt.NDArray[np.float64] | None = None,
     ) -> tuple[dict[str, float], tuple[Reason, ...], float | None]:
         if explaining is None:
             return {}, (), None
-        contributions = explaining.explainer.explain_row(row)
+        if contributions is None:
+            contributions = explaining.explainer.explain_row(row)
         names = runtime.feature_names
         attributions = dict(zip(names, contributions.tolist(), strict=True))
         reasons: tuple[Reason, ...] = ()
