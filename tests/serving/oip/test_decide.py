@@ -61,6 +61,26 @@ def test_unknown_deployment_and_wrong_content_type(client: TestClient) -> None:
     assert wrong.status_code == 415 and wrong.json()["field"] == "content-type"
 
 
+def test_decisions_are_answered_before_routing_with_the_routers_answers_elsewhere(
+    client: TestClient, service: DecisionService, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert client.get(URL).status_code == 405  # other methods: Starlette's router
+    assert client.post(URL + "/more", json={"entity": {}}).status_code == 404
+    assert client.post("/v1/decide/", json={"entity": {}}).status_code == 404
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug, not the request's fault")
+
+    service.make = broken  # type: ignore[method-assign]
+    with caplog.at_level("ERROR", logger="mainspring.serving"):
+        response = client.post(URL, json={"entity": {"customer_id": 4}})
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["title"] == "Internal Server Error"
+    assert "Traceback" not in response.text and "a bug" not in response.text
+    assert "a bug, not the request's fault" in caplog.text  # the log says why
+
+
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner,

@@ -8,6 +8,8 @@ entity, 413/415 for an oversized body or a wrong content type.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from mainspring.serving.oip.rest import OIPRestApp
 
 PROBLEM_JSON = "application/problem+json"
+logger = logging.getLogger("mainspring.serving")
 _STATUS: tuple[tuple[type[MainspringError], int], ...] = (
     (NotFoundError, 404),
     (ConflictError, 409),
@@ -72,8 +75,60 @@ def problem(exc: MainspringError, instance: str) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON)
 
 
-def routes(app: OIPRestApp) -> list[Route]:
-    """The decision routes over ``app``'s plane (which must carry a decision service)."""
+PREFIX = "/v1/decide/"
+
+
+def internal_error(instance: str) -> Response:
+    """The answer to a request that failed for a reason of the server's (logged), not its own."""
+    body = {
+        "type": "urn:mainspring:problem:internal",
+        "title": "Internal Server Error",
+        "status": 500,
+        "detail": "the server failed to decide; its log says why",
+        "instance": instance,
+    }
+    return Response(orjson.dumps(body), status_code=500, media_type=PROBLEM_JSON)
+
+
+def deployment_of(scope: Any) -> str | None:
+    """The deployment a request asks to decide (``POST /v1/decide/{deployment}``), else None."""
+    path: str = scope.get("path", "")
+    if (
+        scope["type"] != "http"
+        or scope["method"] != "POST"
+        or not path.startswith(PREFIX)
+        or scope.get("root_path")
+    ):
+        return None
+    name = path[len(PREFIX) :]
+    return name if name and "/" not in name else None
+
+
+async def serve_directly(
+    handler: Callable[[Request], Awaitable[Response]],
+    deployment: str,
+    scope: Any,
+    receive: Any,
+    send: Any,
+) -> None:
+    """Answer a decision request with ``handler`` without Starlette's routing and middlewares.
+
+    Through them, a decision went through two error-handling middlewares, a router that tried
+    every route of the inference protocol before this one, and three wrappers of ``send``: about
+    14 % of a serve worker's event-loop time at 2,500 decisions/s. The answers are the same; an
+    unexpected error is logged and answered with a 500 problem, never a traceback.
+    """
+    scope["path_params"] = {"deployment": deployment}
+    try:
+        response = await handler(Request(scope, receive))
+    except Exception:
+        logger.exception("deciding for deployment %s failed", deployment)
+        response = internal_error(scope["path"])
+    await response(scope, receive, send)
+
+
+def handler(app: OIPRestApp) -> Callable[[Request], Awaitable[Response]]:
+    """The decision endpoint over ``app``'s plane (which must carry a decision service)."""
 
     async def decide(request: Request) -> Response:
         name = request.path_params["deployment"]
@@ -94,4 +149,10 @@ def routes(app: OIPRestApp) -> list[Route]:
             return problem(exc, request.url.path)
         return Response(orjson.dumps(answer(decision)), media_type="application/json")
 
-    return [Route("/v1/decide/{deployment:str}", decide, methods=["POST"])]
+    return decide
+
+
+def routes(app: OIPRestApp) -> list[Route]:
+    """The decision routes over ``app``'s plane (``POST`` is answered by :func:`serve_directly`
+    before routing; other methods get the router's 405)."""
+    return [Route(PREFIX + "{deployment:str}", handler(app), methods=["POST"])]

@@ -8,7 +8,7 @@ content type). Only this module maps domain errors to HTTP status codes.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -217,7 +217,25 @@ def create_app(
             await on_shutdown()
 
     batcher = plane.batcher(max_batch_rows=max_batch_rows) if batching else None
-    routes = OIPRestApp(plane, max_body_bytes=max_body_bytes, batcher=batcher).routes()
-    app = Starlette(routes=routes, lifespan=lifespan)
+    oip = OIPRestApp(plane, max_body_bytes=max_body_bytes, batcher=batcher)
+    app = _App(decide.handler(oip), routes=oip.routes(), lifespan=lifespan)
     app.state.plane = plane
     return app
+
+
+class _App(Starlette):
+    """Starlette, but decisions are answered before routing (:func:`decide.serve_directly`)."""
+
+    def __init__(
+        self, decide_handler: Callable[[Request], Awaitable[Response]], **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self._decide = decide_handler
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        deployment = decide.deployment_of(scope)
+        if deployment is None:
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        await decide.serve_directly(self._decide, deployment, scope, receive, send)
