@@ -140,3 +140,60 @@ def test_workers_run_on_uvloop_and_on_asyncio_without_it(monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "uvloop", None)  # as on Windows, where it is not installed
     run_loop(main())
     assert loops[0].startswith("uvloop") and loops[1].startswith("asyncio")
+
+
+def test_a_worker_lets_go_of_a_connection_when_it_holds_two_more_than_another() -> None:
+    from mainspring.serving.server import SHED_EVERY_S, ConnectionShare
+
+    counts, held, now = [0, 0, 0], 0, 100.0
+    share = ConnectionShare(counts, 0, lambda: held, clock=lambda: now)
+    for mine, others, over in [(11, [11, 11], False), (13, [11, 11], True),
+                               (12, [11, 11], False), (14, [11, 13], True), (1, [0, 1], False),
+                               (0, [0, 0], False)]:  # fmt: skip
+        held, counts[1:] = mine, others
+        now += 2 * SHED_EVERY_S
+        assert share.over() is over, (mine, others)
+        assert counts[0] == held  # published for the other workers
+    held, counts[1:] = 20, [10, 10]
+    assert share.over() and not share.over()  # at most one connection every SHED_EVERY_S
+    now += 2 * SHED_EVERY_S
+    assert share.over()
+
+
+def connections_per_worker(server: int, port: int) -> list[int]:
+    """How many established connections to ``port`` each child process of ``server`` holds."""
+    established = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":
+            established.add(fields[9])  # the socket's inode
+    children = Path(f"/proc/{server}/task/{server}/children").read_text().split()
+    held = []
+    for child in children:
+        fds = Path(f"/proc/{child}/fd")
+        links = [str(fd.readlink()) for fd in fds.iterdir() if fd.is_symlink()]
+        held.append(sum(link[8:-1] in established for link in links if link.startswith("socket:")))
+    return sorted(n for n in held if n)
+
+
+def test_keep_alive_connections_end_up_even_over_the_workers(
+    served: tuple[subprocess.Popen[bytes], int, Path],
+) -> None:
+    proc, port, _ = served
+    clients = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(24)]
+    closed = 0
+    for _ in range(40):  # each round, one request on each connection
+        for i, client in enumerate(clients):
+            client.request("GET", "/v2/health/live")
+            response = client.getresponse()
+            response.read()
+            assert response.status == 200
+            if response.getheader("connection") == "close":  # over its share: reconnect
+                client.close()
+                clients[i] = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                clients[i].connect()
+                closed += 1
+    split = connections_per_worker(proc.pid, port)
+    for client in clients:
+        client.close()
+    assert split == [12, 12], (split, closed)

@@ -203,7 +203,7 @@ def create_app(
     batching: bool = True,
     max_batch_rows: int = 64,
     on_shutdown: Callable[[], Coroutine[Any, Any, None]] | None = None,
-) -> Starlette:
+) -> DataPlaneApp:
     """The OIP REST application over ``plane``. With ``start``, the models are loaded and warmed
     at start-up (readiness stays false until then); with ``batching``, concurrent small requests
     to one model are merged into one predict call (:mod:`mainspring.serving.batching`)."""
@@ -218,24 +218,43 @@ def create_app(
 
     batcher = plane.batcher(max_batch_rows=max_batch_rows) if batching else None
     oip = OIPRestApp(plane, max_body_bytes=max_body_bytes, batcher=batcher)
-    app = _App(decide.handler(oip), routes=oip.routes(), lifespan=lifespan)
+    app = DataPlaneApp(decide.handler(oip), routes=oip.routes(), lifespan=lifespan)
     app.state.plane = plane
     return app
 
 
-class _App(Starlette):
-    """Starlette, but decisions are answered before routing (:func:`decide.serve_directly`)."""
+class DataPlaneApp(Starlette):
+    """Starlette, but decisions are answered before routing (:func:`decide.serve_directly`),
+    and a worker holding more than its share of the connections closes this one after its
+    answer, when :attr:`over_share` says so (see :mod:`mainspring.serving.server`)."""
 
     def __init__(
         self, decide_handler: Callable[[Request], Awaitable[Response]], **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self._decide = decide_handler
+        #: set by the server: whether this worker holds more than its share of the connections
+        self.over_share: Callable[[], bool] | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.over_share is not None and self.over_share():
+            send = _closing(send)
         deployment = decide.deployment_of(scope)
         if deployment is None:
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self
         await decide.serve_directly(self._decide, deployment, scope, receive, send)
+
+
+def _closing(send: Any) -> Any:
+    """``send``, with ``Connection: close`` added to the response: the client reconnects, and
+    the kernel places the new connection on a worker by its hash."""
+
+    async def closing(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            headers = [*message.get("headers", ()), (b"connection", b"close")]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return closing
