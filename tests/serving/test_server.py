@@ -181,9 +181,10 @@ def test_keep_alive_connections_end_up_even_over_the_workers(
 ) -> None:
     proc, port, _ = served
     clients = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(24)]
-    closed = 0
-    for _ in range(40):  # each round, one request on each connection
-        for i, client in enumerate(clients):
+    closed, split = 0, []
+    deadline = time.monotonic() + 60  # a worker listens once its models are loaded
+    while split != [12, 12] and time.monotonic() < deadline:
+        for i, client in enumerate(clients):  # a round: one request on each connection
             client.request("GET", "/v2/health/live")
             response = client.getresponse()
             response.read()
@@ -193,7 +194,8 @@ def test_keep_alive_connections_end_up_even_over_the_workers(
                 clients[i] = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
                 clients[i].connect()
                 closed += 1
-    split = connections_per_worker(proc.pid, port)
+        time.sleep(0.02)
+        split = connections_per_worker(proc.pid, port)
     for client in clients:
         client.close()
     assert split == [12, 12], (split, closed)

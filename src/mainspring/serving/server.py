@@ -166,6 +166,9 @@ class ProtocolServers:
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=int(DRAIN_SECONDS),
+            # nothing here reads the client's address: no X-Forwarded-For middleware per request
+            proxy_headers=False,
+            server_header=False,
         )
         self._uvicorn = _draining_server(config, self.plane, options.drain_delay_s)
         if self.shares is not None:

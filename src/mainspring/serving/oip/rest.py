@@ -8,7 +8,7 @@ content type). Only this module maps domain errors to HTTP status codes.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -133,7 +133,20 @@ class OIPRestApp:
         return json_response({"name": name, "ready": ready}, 200 if ready else 503)
 
     async def body(self, request: Request) -> bytes:
-        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        self.check_body(
+            request.headers.get("content-type", ""), request.headers.get("content-length")
+        )
+        limit, chunks, size = self.max_body_bytes, [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"the body is over the limit of {limit} bytes", field="body")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def check_body(self, content_type: str, length: str | None) -> None:
+        """Refuse a body of another media type, or one whose declared length is over the limit."""
+        media = content_type.split(";", 1)[0].strip().lower()
         if media not in _ACCEPTED_TYPES:
             raise WrongContentType(
                 f"content type {media!r} is not accepted; send application/json (or "
@@ -141,20 +154,12 @@ class OIPRestApp:
                 field="content-type",
             )
         limit = self.max_body_bytes
-        length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             raise BodyTooLarge(
                 f"the body ({length} bytes) is over the limit of {limit} bytes "
                 "(setting serving.max_body_bytes)",
                 field="body",
             )
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge(f"the body is over the limit of {limit} bytes", field="body")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     async def infer(self, request: Request) -> Response:
         name, version = request.path_params["name"], request.path_params.get("version")
@@ -218,22 +223,21 @@ def create_app(
 
     batcher = plane.batcher(max_batch_rows=max_batch_rows) if batching else None
     oip = OIPRestApp(plane, max_body_bytes=max_body_bytes, batcher=batcher)
-    app = DataPlaneApp(decide.handler(oip), routes=oip.routes(), lifespan=lifespan)
+    app = DataPlaneApp(decide.DecideEndpoint(oip), routes=oip.routes(), lifespan=lifespan)
     app.state.plane = plane
     return app
 
 
 class DataPlaneApp(Starlette):
-    """Starlette, but decisions are answered before routing (:func:`decide.serve_directly`),
-    and a worker holding more than its share of the connections closes this one after its
-    answer, when :attr:`over_share` says so (see :mod:`mainspring.serving.server`)."""
+    """Starlette, but decisions go to their endpoint before the router (``POST /v1/decide/...``:
+    see :class:`decide.DecideEndpoint`), and a worker holding more than its share of the
+    connections closes this one after its answer, when :attr:`over_share` says so (see
+    :class:`mainspring.serving.server.ConnectionShare`)."""
 
-    def __init__(
-        self, decide_handler: Callable[[Request], Awaitable[Response]], **kwargs: Any
-    ) -> None:
+    def __init__(self, decide_endpoint: decide.DecideEndpoint, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._decide = decide_handler
-        #: set by the server: whether this worker holds more than its share of the connections
+        self._decide = decide_endpoint
+        #: set by the server: whether this worker should let go of the connection at hand
         self.over_share: Callable[[], bool] | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -244,7 +248,8 @@ class DataPlaneApp(Starlette):
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self
-        await decide.serve_directly(self._decide, deployment, scope, receive, send)
+        scope["path_params"] = {"deployment": deployment}
+        await self._decide(scope, receive, send)
 
 
 def _closing(send: Any) -> Any:
