@@ -261,6 +261,33 @@ def test_ids_are_looked_up_only_when_a_batch_holds_one_logged_before(
     log.close()
 
 
+def test_two_writers_on_one_database_extend_each_others_chain(
+    store: SqlMetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer remembers the head it wrote and skips reading it while no other connection has
+    committed (SQLite's data version says so); after another writer's commit it reads it again."""
+    heads: list[int] = []
+    with DecisionLog(store) as one, DecisionLog(store) as two:
+        original = DriverTx.first
+
+        def first(tx: DriverTx, sql: str, params: Any = ()) -> Any:
+            if "ORDER BY seq DESC" in sql:
+                heads.append(1)
+            return original(tx, sql, params)
+
+        monkeypatch.setattr(DriverTx, "first", first)
+        for writer, ids in [(one, (1, 2, 3)), (two, (4, 5)), (one, (6, 7)), (two, (8,))]:
+            for i in ids:
+                assert writer.append(decision(i)).seq == i
+        monkeypatch.undo()
+        assert [d.seq for d in one.iterate()] == list(range(1, 9))
+        assert one.verify().ok
+    if store.dialect == "sqlite":  # read by each writer's first append after the other wrote
+        assert len(heads) == 4
+    else:
+        assert len(heads) == 8
+
+
 def test_append_async_goes_through_the_same_writer(store: SqlMetadataStore) -> None:
     with DecisionLog(store) as log:
 

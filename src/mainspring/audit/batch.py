@@ -110,15 +110,31 @@ class BatchWriter:
         self.segments = segments
         self._notes: list[Note] = []
         self._look_up_ids = False  # the next run looks the ids up (after a RetryBatch)
+        #: the log's head (seq, hash) after this writer's last commit, with SQLite's data
+        #: version then: while no other connection commits, the next batch extends it without
+        #: reading it (see :meth:`committed`)
+        self._head: tuple[int, str, int] | None = None
+        self._written: tuple[int, str, int] | None = None
 
     def take_notes(self) -> list[Note]:
         notes, self._notes = self._notes, []
         return notes
 
+    def committed(self) -> None:
+        """The batch last written has committed: its head is the log's head until another
+        connection commits (which changes SQLite's data version; on other databases the head is
+        read in every transaction)."""
+        self._head, self._written = self._written, None
+
     def __call__(self, tx: DriverTx, ops: list[Op]) -> list[Any]:
         self._notes = []
-        head = tx.first(_HEAD)
-        batch = _Batch(int(head[0]), str(head[1])) if head else _Batch(0, GENESIS)
+        known, self._head, self._written = self._head, None, None  # known only if this commits
+        version = tx.data_version()
+        if known is not None and known[2] == version:
+            batch = _Batch(known[0], known[1])
+        else:
+            head = tx.first(_HEAD)
+            batch = _Batch(int(head[0]), str(head[1])) if head else _Batch(0, GENESIS)
         looked_up, self._look_up_ids = self._look_up_ids, False
         existing = self._logged(tx, ops) if looked_up else {}
         results: list[Any] = []
@@ -141,6 +157,8 @@ class BatchWriter:
                 raise
             self._look_up_ids = True  # a decision's id was there already: look them up
             raise RetryBatch from exc
+        if version is not None:
+            self._written = (batch.seq, batch.prev, version)
         return results
 
     @staticmethod

@@ -180,6 +180,7 @@ class DecisionLog(LogReader):
         return result
 
     def _after_commit(self, ops: builtins.list[Op], results: builtins.list[Any]) -> None:
+        self._batches.committed()
         if self.metrics is not None:
             kinds: dict[str, int] = {}
             for op, result in zip(ops, results, strict=True):

@@ -55,12 +55,27 @@ class DriverTx:
     """
 
     def __init__(
-        self, cursor: Any, placeholder: str, integrity_error: type[Exception] = Exception
+        self,
+        cursor: Any,
+        placeholder: str,
+        integrity_error: type[Exception] = Exception,
+        *,
+        sqlite: bool = False,
     ) -> None:
         self._cursor = cursor
         self._placeholder = placeholder
         #: the driver's exception for a broken constraint (a key already there)
         self.integrity_error = integrity_error
+        self._sqlite = sqlite
+
+    def data_version(self) -> int | None:
+        """SQLite's ``PRAGMA data_version``: a number that changes when another connection
+        commits to the database (never for this connection's own commits); None on other
+        databases."""
+        if not self._sqlite:
+            return None
+        self._cursor.execute("PRAGMA data_version")
+        return int(self._cursor.fetchone()[0])
 
     def _sql(self, sql: str) -> str:
         return sql if self._placeholder == "?" else _translated(sql)
@@ -258,7 +273,7 @@ class SqlMetadataStore:
             try:
                 _begin_immediate(raw)
                 try:
-                    yield DriverTx(raw.cursor(), "?", sqlite3.IntegrityError)
+                    yield DriverTx(raw.cursor(), "?", sqlite3.IntegrityError, sqlite=True)
                     raw.execute("COMMIT")
                 except BaseException:
                     if raw.in_transaction:  # SQLite rolls back by itself on some errors
