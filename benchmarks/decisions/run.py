@@ -184,8 +184,9 @@ def cpu_seconds(session: int) -> dict[int, float]:
 
 def connections_per_process(session: int, port: int) -> list[int]:
     """How many established connections to ``port`` each process of ``session`` holds, most
-    first (from /proc): SO_REUSEPORT spreads wrk's connections over the workers by a hash of
-    their addresses, so a run can give one worker 20 of the 32 and its clients wait longer."""
+    first (from /proc), half-way through the run: SO_REUSEPORT places wrk's connections by a
+    hash of their addresses, and the workers then even them out (ConnectionShare in
+    mainspring.serving.server); an uneven split makes the busier worker's clients wait longer."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -314,7 +315,7 @@ def main() -> None:
             p50, p99 = http.get("wrk_p50", 0), http.get("wrk_p99", 0)
             print(f"{http['rps']:.0f} decisions/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
                   f"non-2xx {http['non_2xx']:.0f}")  # fmt: skip
-            print("wrk's connections per worker (SO_REUSEPORT's hash): "
+            print("wrk's connections per worker, half-way: "
                   f"{'/'.join(map(str, split)) or 'not counted'}")  # fmt: skip
             print(f"server CPU per decision {http['cpu_ms']:.3f} ms (of it the supervisor, "
                   f"mirroring the log: {http['supervisor_cpu_ms']:.3f} ms)")  # fmt: skip
