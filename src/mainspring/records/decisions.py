@@ -60,6 +60,24 @@ class FeatureValue:
         )
 
 
+_new_object = object.__new__
+_SET_NAME, _SET_VALUE, _SET_AS_OF, _SET_VIEW = (
+    FeatureValue.__dict__[name].__set__ for name in ("name", "value", "as_of", "view")
+)
+
+
+def feature_value(name: str, value: Any, as_of: datetime | None, view: str | None) -> FeatureValue:
+    """``FeatureValue(name, value, as_of, view)`` in about half the time: a frozen dataclass's
+    ``__init__`` sets each field through ``object.__setattr__``; its slots' descriptors set
+    them directly (0.39 against 0.66 us; a decision makes one per model input)."""
+    made: FeatureValue = _new_object(FeatureValue)
+    _SET_NAME(made, name)
+    _SET_VALUE(made, value)
+    _SET_AS_OF(made, as_of)
+    _SET_VIEW(made, view)
+    return made
+
+
 def _feature_dicts(features: tuple[FeatureValue, ...]) -> list[JSON]:
     """``[f.to_dict() for f in features]``, writing each as-of time once: a view's features
     share one (the same object), and ``isoformat`` was the costliest step of a decision's body."""

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from mainspring.errors import InvalidInputError
 from mainspring.records import FeatureValue
+from mainspring.records.decisions import feature_value
 from mainspring.serving.runtime import ModelRuntime
 
 #: The JSON scalars an entity key or a context value may be.
@@ -127,12 +128,15 @@ def model_row(
         if name in values:
             value = values[name]
             view = columns.get(name, (None, 0))[0]
-            seen.append(FeatureValue(name, value, as_of.get(name), view))
+            seen.append(feature_value(name, value, as_of.get(name), view))
         elif name in context:
             value = context[name]
-            seen.append(FeatureValue(name, value, None, None))
+            seen.append(feature_value(name, value, None, None))
         else:
             missing.append(name)
+            continue
+        if type(value) is float:  # the usual input: nothing to convert or refuse
+            numbers.append(value)
             continue
         try:
             numbers.append(number(value))
