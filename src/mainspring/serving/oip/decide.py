@@ -99,11 +99,11 @@ def deployment_of(scope: Any) -> str | None:
 class DecideEndpoint:
     """``POST /v1/decide/{deployment}`` as a plain ASGI application.
 
-    The data plane's app calls it before its router (:class:`~mainspring.serving.oip.rest.
-    DataPlaneApp`), the router when the app is mounted under a prefix. Through Starlette's
-    request, response, middlewares and router (which tried each inference-protocol route
-    first), a decision cost a serve worker about 14 % more of its event loop's time. An
-    unexpected error is logged and answered with a 500 problem, never a traceback.
+    The data plane's app (``rest.DataPlaneApp``) calls it before its router, and the router
+    reaches it when the app is mounted under a prefix. Through Starlette's request, response,
+    middlewares and router (which tried each inference-protocol route first), a decision cost
+    a serve worker 10-25 % more CPU (benchmarks/RESULTS.md, session 6). An unexpected error is
+    logged and answered with a 500 problem, never a traceback.
     """
 
     def __init__(self, app: OIPRestApp) -> None:
