@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.explain.test_treeshap import small_problem
 
 from mainspring.explain import TreeExplainer
 from mainspring.explain.layout import LIGHTGBM_ZERO
@@ -178,32 +179,17 @@ def test_probe_rows_cross_every_threshold() -> None:
     assert (bits(probe_rows(explainer)) == bits(probes)).all()  # reproducible
 
 
-@st.composite
-def problems(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    seed = draw(st.integers(0, 2**32 - 1))
-    n, f = draw(st.integers(30, 150)), draw(st.integers(1, 5))
-    rng = np.random.default_rng(seed)
-    X = (
-        rng.integers(-3, 4, size=(n, f)).astype(float)  # ties with thresholds
-        if draw(st.booleans())
-        else rng.normal(size=(n, f))
-    )
-    X[rng.random(size=X.shape) < draw(st.sampled_from([0.0, 0.1, 0.4]))] = np.nan
-    y = rng.normal(size=n) + np.nan_to_num(X[:, 0])
-    params = {
-        "rounds": draw(st.integers(1, 10)),
-        "num_leaves": draw(st.integers(2, 12)),
-        "objective": draw(st.sampled_from(["binary", "regression"])),
-        "zero_as_missing": draw(st.booleans()),
-    }
-    return X, y, params
-
-
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(problems())
-def test_hypothesis_predictions(problem: tuple[np.ndarray, np.ndarray, dict[str, Any]]) -> None:
-    X, y, params = problem
-    target = (y > np.median(y)).astype(float) if params["objective"] == "binary" else y
-    booster = train(X, target, min_data_in_leaf=2, min_data_in_bin=1, **params)
+@given(small_problem(), st.booleans())
+def test_hypothesis_predictions(
+    problem: tuple[np.ndarray, np.ndarray, dict[str, Any]], zero_as_missing: bool
+) -> None:
+    X, y, p = problem
+    target = (y > np.median(y)).astype(float) if p["classify"] else y
+    booster = train(
+        X, target, p["rounds"], objective="binary" if p["classify"] else "regression",
+        num_leaves=p["leaves"], zero_as_missing=zero_as_missing, min_data_in_leaf=2,
+        min_data_in_bin=1,
+    )  # fmt: skip
     probe = np.vstack([X, rows(int(abs(y[0]) * 1e6) % 1000, 50, X.shape[1], nan=0.2)])
     assert_predicts_as_lightgbm(booster, probe)
