@@ -6,8 +6,8 @@ lie across the heap: in the middle of a decision, between the feature read and t
 streaming its 0.76 MB of tables, the same call took 50-70 us, nearly all of it waiting for memory.
 The explainer's tables already hold every split and leaf of the model, compactly: the TreeSHAP
 kernel, which decides every split for the row anyway, adds up the leaves the row reaches on the
-same pass (:meth:`TreeScorer.predict_and_explain_row`), and :func:`~mainspring.explain._kernel.
-tree_sum` walks the tables alone when a model has single-leaf trees (the tables leave them out).
+same pass (:meth:`TreeScorer.predict_and_explain_row`); the kernel's ``tree_sum`` walks the
+tables alone when a model has single-leaf trees (the tables leave them out).
 
 Bit for bit: LightGBM's raw score of a row is the sum of its trees' outputs, added in tree order
 in double precision from 0.0 (the init score of ``boost_from_average`` is in the first tree); a
