@@ -139,7 +139,7 @@ class TreeExplainer(Explainer):
         assert self._kernel is not None
         if self._float32:
             X = X.astype(np.float32).astype(np.float64)
-        out = np.zeros_like(X)
+        out = np.zeros(X.shape)  # zeros_like dispatches through __array_function__: 1.2 us
         sums = np.empty(len(X))
         layout = self._layout
         self._kernel(
