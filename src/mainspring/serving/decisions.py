@@ -86,10 +86,14 @@ def _scorer(runtime: ModelRuntime, explainer: Any) -> Any:
     from mainspring.explain import TreeExplainer
     from mainspring.explain.scoring import TreeScorer
 
-    if runtime.loaded.version.flavor != "lightgbm" or not isinstance(explainer, TreeExplainer):
+    if (
+        runtime.loaded.version.flavor != "lightgbm"
+        or not isinstance(explainer, TreeExplainer)
+        or len(runtime.output_names) != 1
+    ):
         return None
     scorer = TreeScorer.for_lightgbm(explainer, runtime.loaded.model.native)
-    if scorer is None or len(runtime.output_names) != 1:
+    if scorer is None:
         return None
     if not scorer.agrees(runtime.predict_matrix):
         logger.warning(

@@ -135,7 +135,7 @@ class DecideEndpoint:
                 elif key == b"content-length":
                     length = value.decode("latin-1")
             self.app.check_body(media, length)
-            body = await self._body(receive)
+            body = await self.app.read_body(receive)
             try:
                 data = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
@@ -145,22 +145,6 @@ class DecideEndpoint:
         except MainspringError as exc:
             return problem(exc, scope["path"])
         return 200, orjson.dumps(answer(decision))
-
-    async def _body(self, receive: Any) -> bytes:
-        from mainspring.serving.oip.rest import BodyTooLarge
-
-        limit, chunks, size = self.app.max_body_bytes, [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client left: nobody to answer
-                raise InvalidInputError("the client disconnected", field="body")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge(f"the body is over the limit of {limit} bytes", field="body")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def routes(app: OIPRestApp) -> list[Route]:

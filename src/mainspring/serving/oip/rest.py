@@ -136,13 +136,22 @@ class OIPRestApp:
         self.check_body(
             request.headers.get("content-type", ""), request.headers.get("content-length")
         )
+        return await self.read_body(request.receive)
+
+    async def read_body(self, receive: Any) -> bytes:
+        """The request body from ASGI ``receive``, refused once it grows over the limit."""
         limit, chunks, size = self.max_body_bytes, [], 0
-        async for chunk in request.stream():
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left: nobody to answer
+                raise InvalidInputError("the client disconnected", field="body")
+            chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
                 raise BodyTooLarge(f"the body is over the limit of {limit} bytes", field="body")
             chunks.append(chunk)
-        return b"".join(chunks)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def check_body(self, content_type: str, length: str | None) -> None:
         """Refuse a body of another media type, or one whose declared length is over the limit."""
