@@ -103,9 +103,9 @@ class HeldWriter:
         writer = log._writer
         original = writer._transaction
 
-        def spy(batch: list[Any]) -> Any:
+        def spy(batch: list[Any], wait_s: float | None = None) -> Any:
             self.entered.set()
-            return original(batch)
+            return original(batch, wait_s)
 
         writer._transaction = spy  # type: ignore[method-assign]
 

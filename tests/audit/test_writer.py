@@ -1,9 +1,12 @@
-"""The group committer: the log's own checkpoints of SQLite's write-ahead log."""
+"""The group committer: asyncio callers' batches, and the log's own checkpoints of SQLite's
+write-ahead log."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -114,4 +117,71 @@ def test_appends_handed_over_after_the_log_closed_fail_plainly(tmp_path: Path) -
 
     asyncio.run(main())
     assert DecisionLog(store).count() == 0
+    store.close()
+
+
+def test_on_sqlite_an_event_loop_commits_its_batches_itself(tmp_path: Path) -> None:
+    """An event loop commits what it appended in a pass on its own thread; while another thread
+    is committing, it hands the batch to the writer thread instead and does not wait."""
+    store = open_metadata_store(f"sqlite:///{tmp_path / 'm.db'}")
+    assert isinstance(store, SqlMetadataStore)
+    committers: list[int] = []
+
+    with DecisionLog(store, durability="process") as log:
+        committer = log._writer
+        assert committer.commits_on_loop
+        write_batch = committer._write_batch
+
+        def recorded(tx: object, ops: list[writer.Op]) -> list[object]:
+            committers.extend(threading.get_ident() for _ in ops)
+            return write_batch(tx, ops)  # type: ignore[arg-type]
+
+        committer._write_batch = recorded
+
+        async def main() -> int:
+            await asyncio.gather(*(log.append_async(decision(i)) for i in range(1, 4)))
+            committer._leading.acquire()  # as if another thread were committing
+            asyncio.get_running_loop().call_later(0.05, committer._leading.release)
+            await log.append_async(decision(4))
+            return threading.get_ident()
+
+        loop_thread = asyncio.run(main())
+        assert committers[:3] == [loop_thread] * 3
+        assert committers[3] != loop_thread  # the writer thread's
+        assert log.count() == 4
+    store.close()
+
+
+def test_a_loop_hands_its_batch_on_when_another_kind_of_writer_holds_the_lock(
+    tmp_path: Path,
+) -> None:
+    """A SQLite lock held by a writer outside the decision logs (a migration, say) is waited for
+    by the writer thread, not by the event loop, and the record is committed once."""
+    path = tmp_path / "m.db"
+    store = open_metadata_store(f"sqlite:///{path}")
+    assert isinstance(store, SqlMetadataStore)
+    committers: list[int] = []
+    with DecisionLog(store, durability="process") as log:
+        committer = log._writer
+        write_batch = committer._write_batch
+
+        def recorded(tx: object, ops: list[writer.Op]) -> list[object]:
+            committers.append(threading.get_ident())
+            return write_batch(tx, ops)  # type: ignore[arg-type]
+
+        committer._write_batch = recorded
+        log.append(decision(0))  # the writer's connection is open
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+
+        async def main() -> int:
+            asyncio.get_running_loop().call_later(0.2, other.execute, "ROLLBACK")
+            await log.append_async(decision(1))
+            return threading.get_ident()
+
+        loop_thread = asyncio.run(main())
+        # the loop's try wrote nothing; the writer thread committed the record once
+        assert len(committers) == 2 and committers[1] != loop_thread
+        assert log.count() == 2
+        other.close()
     store.close()

@@ -95,3 +95,102 @@ def test_commits_of_a_hot_writer_stay_in_the_wal_until_a_checkpoint(
         with store.driver_write(conn, "t") as tx:
             assert tx.first("SELECT COUNT(*) FROM scratch") == (300,)
     store.close()
+
+
+def turn_is_free(store: SqlMetadataStore) -> bool:
+    """Whether no hot writer holds the turn of ``store``'s file (asked on a descriptor of our
+    own, as another process would)."""
+    import fcntl
+
+    fd = os.open(store.url.removeprefix("sqlite:///") + "-writers", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no flock on Windows: hot writers poll")
+def test_a_hot_writer_holds_its_turn_for_its_transaction(store: SqlMetadataStore) -> None:
+    with store.hot_writer() as conn:
+        assert turn_is_free(store)
+        with store.driver_write(conn, "t") as tx:
+            assert not turn_is_free(store)
+            tx.execute("CREATE TABLE scratch (n INTEGER)")
+        assert turn_is_free(store)
+        with pytest.raises(RuntimeError), store.driver_write(conn, "t") as tx:
+            tx.execute("INSERT INTO scratch VALUES (1)")
+            raise RuntimeError("rolled back")
+        assert turn_is_free(store)  # let go on the way out of a failed transaction too
+        with store.driver_write(conn, "t") as tx:
+            assert tx.first("SELECT COUNT(*) FROM scratch") == (0,)
+    store.close()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no flock on Windows: hot writers poll")
+def test_hot_writers_wait_for_each_other_in_the_kernel_not_by_polling(
+    store: SqlMetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hot writer that comes while another is committing is woken when that one is done: it
+    never finds SQLite's lock taken, so it never sleeps between tries."""
+    naps: list[float] = []
+
+    class Clock:
+        monotonic = staticmethod(time.monotonic)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            naps.append(seconds)
+            time.sleep(seconds)
+
+    monkeypatch.setattr(sql, "time", Clock)
+    with store.hot_writer() as first, store.hot_writer() as second:
+        with store.driver_write(first, "t") as tx:
+            tx.execute("CREATE TABLE scratch (who TEXT)")
+        inside, order = threading.Event(), []
+
+        def hold() -> None:
+            with store.driver_write(first, "t") as tx:
+                inside.set()
+                time.sleep(0.1)
+                tx.execute("INSERT INTO scratch VALUES ('first')")
+                order.append("first")
+
+        holder_thread = threading.Thread(target=hold)
+        holder_thread.start()
+        inside.wait()
+        with store.driver_write(second, "t") as tx:
+            order.append("second")
+            tx.execute("INSERT INTO scratch VALUES ('second')")
+        holder_thread.join()
+        assert order == ["first", "second"]
+        assert naps == []
+        with store.driver_write(second, "t") as tx:
+            assert tx.all("SELECT who FROM scratch ORDER BY rowid") == [("first",), ("second",)]
+    store.close()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no flock on Windows: hot writers poll")
+def test_a_writer_outside_the_turns_is_waited_for_without_holding_the_turn(
+    store: SqlMetadataStore,
+) -> None:
+    """While a hot writer polls for a lock that a writer taking no turn holds, its turn is free
+    for the others; past ``wait_s`` it gives up with nothing written."""
+    other = holder(store)
+    seen: list[bool] = []
+    threading.Timer(0.1, lambda: seen.append(turn_is_free(store))).start()
+    with store.hot_writer() as conn:
+        with (
+            pytest.raises(sql.WriteLockBusy, match="locked"),
+            store.driver_write(conn, "t", wait_s=0.3),
+        ):
+            pass
+        assert seen == [True]
+        assert not conn.connection.dbapi_connection.in_transaction
+        other.execute("ROLLBACK")
+        with store.driver_write(conn, "t", wait_s=0.3) as tx:
+            assert tx.first("SELECT 1") == (1,)
+    other.close()
+    store.close()

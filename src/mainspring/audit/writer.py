@@ -8,9 +8,10 @@ serves a whole batch: under load the cost of durability is shared, not paid per 
 A blocking caller (:meth:`GroupCommitter.run`) that finds no commit under way leads one itself,
 on its own thread, taking along whatever else is queued: one decision at a time then costs no
 hand-off between threads (two context switches, more than the INSERT), while concurrent callers
-still share commits. Asyncio callers (:meth:`GroupCommitter.run_async`) never block their
-event loop: the writer thread commits for them, taking what one pass of the loop appended as one
-batch.
+still share commits. Asyncio callers (:meth:`GroupCommitter.run_async`) hand over what one pass
+of their event loop appended as one batch, at the pass's end. On SQLite the loop commits that
+batch itself when no commit is under way (see :meth:`GroupCommitter.run_async` for why);
+otherwise, and on PostgreSQL, the writer thread commits it while the loop goes on.
 
 On SQLite the writer's connection never checkpoints the write-ahead log inside a COMMIT (SQLite
 would, every thousand pages, copying them all while one request waits): a checkpoint thread does
@@ -42,11 +43,15 @@ from typing import Any
 from sqlalchemy import Connection
 
 from mainspring.errors import InvalidInputError, MainspringError, StorageError
-from mainspring.storage.sql import DriverTx, SqlMetadataStore
+from mainspring.storage.sql import DriverTx, SqlMetadataStore, WriteLockBusy
 
 log = logging.getLogger("mainspring.audit")
 
 DEFAULT_MAX_BATCH = 512
+#: how long an event loop committing its own batch waits for a SQLite lock held by a writer
+#: other than the decision logs' (a migration, a registry write) before it hands the batch to
+#: the writer thread: its other requests must not wait behind that writer
+LOOP_LOCK_WAIT_S = 0.005
 #: records committed between two checkpoints of SQLite's write-ahead log (on a thread of its own)
 CHECKPOINT_EVERY = 256
 
@@ -97,9 +102,11 @@ _STOP = Op("stop", None)
 _SETTLED: Future[Any] = Future()
 
 
-def _settle(batch: list[Op], results: list[Any]) -> None:
+def _settle(
+    batch: list[Op], results: list[Any], here: asyncio.AbstractEventLoop | None = None
+) -> None:
     """Resolve each op's future with its result (or error); asyncio callers' in one call per
-    event loop, on that loop's thread."""
+    event loop, on that loop's thread (at once for ``here``, the loop this thread runs)."""
     loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
     for op, result in zip(batch, results, strict=True):
         if op.waiter is not None and op.loop is not None:
@@ -111,6 +118,9 @@ def _settle(batch: list[Op], results: list[Any]) -> None:
         else:
             op.future.set_result(result)
     for loop, settled in loops.items():
+        if loop is here:
+            _resolve(settled)
+            continue
         try:
             loop.call_soon_threadsafe(_resolve, settled)
         except RuntimeError:  # the loop is closed: nobody is waiting any more
@@ -157,6 +167,9 @@ class GroupCommitter:
         if max_batch < 1:
             raise InvalidInputError("max_batch must be at least 1", field="max_batch")
         self.store = store
+        #: whether an event loop commits its own batches when no commit is under way (SQLite:
+        #: statements are calls into the library, not round trips to a server)
+        self.commits_on_loop = store.dialect == "sqlite"
         self.durability = durability
         self.max_batch = max_batch
         self._write_batch = write_batch
@@ -191,6 +204,13 @@ class GroupCommitter:
         first woke the writer, which committed it alone while the loop was still deciding the
         next (1.6 records per commit under load over HTTP). The writer hands a batch's results
         to each loop in one call, too.
+
+        On SQLite (:attr:`commits_on_loop`) the loop commits the batch itself at the end of its
+        pass, unless another thread is committing. Handed to the writer thread, a batch waited
+        for the GIL at each of its statements while the loop decided the next requests: a
+        transaction took 0.6 ms at the median but 10-15 ms at the 99th percentile. Committed on
+        the loop, the wait is the statements' own, the loop is not woken from another thread,
+        and a serve worker spends less CPU per decision (benchmarks/RESULTS.md, session 7).
         """
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
@@ -205,8 +225,18 @@ class GroupCommitter:
         return await waiter
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Queue what ``loop`` submitted since its last hand-over (on that loop's thread)."""
+        """Commit what ``loop`` submitted since its last hand-over, or queue it for the writer
+        thread (on that loop's thread)."""
         ops = self._pending.pop(loop, [])
+        if self.commits_on_loop and self._leading.acquire(blocking=False):
+            try:
+                if not self._closed:
+                    self._commit(ops, loop, LOOP_LOCK_WAIT_S)
+                    return
+            except WriteLockBusy:  # nothing written: the writer thread waits for the lock
+                pass
+            finally:
+                self._leading.release()
         with self._state:
             if not self._closed:
                 for op in ops:
@@ -313,20 +343,30 @@ class GroupCommitter:
             except Exception:
                 log.debug("closing the writer's connection failed", exc_info=True)
 
-    def _commit(self, batch: list[Op]) -> list[Any]:
-        """Commit ``batch`` and settle its ops; returns each op's result or error, in order."""
+    def _commit(
+        self,
+        batch: list[Op],
+        here: asyncio.AbstractEventLoop | None = None,
+        wait_s: float | None = None,
+    ) -> list[Any]:
+        """Commit ``batch`` and settle its ops; returns each op's result or error, in order.
+        ``here``: the event loop this thread runs, if any (its callers are resolved at once).
+        ``wait_s``: how long to wait for a SQLite lock held by a writer of another kind, then
+        raise :class:`WriteLockBusy` with nothing written (default: as long as the store does)."""
         try:
-            results = self._transaction(batch)
+            results = self._transaction(batch, wait_s)
         except Exception as exc:
+            if wait_s is not None and isinstance(exc, WriteLockBusy):
+                raise
             self._drop_connection()
             if len(batch) > 1:  # one bad op must not fail the others: retry them one by one
-                return [self._commit([op])[0] for op in batch]
+                return [self._commit([op], here)[0] for op in batch]
             error = (
                 exc
                 if isinstance(exc, MainspringError)
                 else StorageError(f"the decision log could not commit: {exc}")
             )
-            _settle(batch, [error])
+            _settle(batch, [error], here)
             return [error]
         self._uncheckpointed += len(batch)
         if self._uncheckpointed >= CHECKPOINT_EVERY:
@@ -336,7 +376,7 @@ class GroupCommitter:
                 self._after_commit(batch, results)
             except Exception:
                 log.exception("after-commit hook failed")
-        _settle(batch, results)
+        _settle(batch, results, here)
         return results
 
     def _ask_checkpoint(self) -> None:
@@ -362,10 +402,10 @@ class GroupCommitter:
             except Exception:  # the next one copies what this one did not
                 log.warning("checkpointing the decision log's database failed", exc_info=True)
 
-    def _transaction(self, batch: list[Op]) -> list[Any]:
+    def _transaction(self, batch: list[Op], wait_s: float | None = None) -> list[Any]:
         try:
-            with self.store.driver_write(self._connection(), self._lock) as tx:
+            with self.store.driver_write(self._connection(), self._lock, wait_s=wait_s) as tx:
                 return self._write_batch(tx, batch)
         except RetryBatch:
-            with self.store.driver_write(self._connection(), self._lock) as tx:
+            with self.store.driver_write(self._connection(), self._lock, wait_s=wait_s) as tx:
                 return self._write_batch(tx, batch)

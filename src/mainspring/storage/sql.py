@@ -7,9 +7,11 @@ write lock; this module holds what the dialects share.
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -104,27 +106,104 @@ SQLITE_MEMORY_URLS = frozenset({"sqlite://", "sqlite:///:memory:"})
 LOCK_WAIT_S = 60.0
 
 
-def _begin_immediate(raw: Any) -> None:
-    """``BEGIN IMMEDIATE``, waiting for the write lock in steps of 0.1 to 2 ms.
+class WriteLockBusy(StorageError):
+    """SQLite's write lock stayed taken for longer than the writer would wait (nothing was
+    written)."""
+
+
+def _begin_immediate(raw: Any, turn: WriterTurn | None, wait_s: float) -> bool:
+    """``BEGIN IMMEDIATE``; returns whether the writer's ``turn`` is held (until COMMIT).
+
+    With a :class:`WriterTurn` the writer first waits for its turn, which other hot writers hold
+    only while they commit, then takes SQLite's lock at once. If a writer that takes no turn holds
+    SQLite's lock, the turn is let go (so the other hot writers are not held up behind it) and
+    the lock is waited for in steps of 0.1 to 2 ms, up to ``wait_s`` (:class:`WriteLockBusy`).
 
     SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25... up to 100 ms between tries, so
     a writer that finds the lock taken for a millisecond (another process's commit) can sleep
     for tens of milliseconds after it is free. The connections of
     :meth:`SqlMetadataStore.hot_writer` have that handler off, so a busy database answers at
-    once and the wait is this loop's.
+    once and the wait is this function's.
     """
-    deadline = time.monotonic() + LOCK_WAIT_S
+    if turn is not None:
+        turn.acquire()
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            return True
+        except sqlite3.OperationalError as exc:
+            turn.release()
+            if not _busy(exc):
+                raise
+        except BaseException:
+            turn.release()
+            raise
+    deadline = time.monotonic() + wait_s
     wait = 0.0001
     while True:
         try:
             raw.execute("BEGIN IMMEDIATE")
-            return
+            return False
         except sqlite3.OperationalError as exc:
-            busy = "locked" in str(exc) or "busy" in str(exc)
-            if not busy or time.monotonic() > deadline:
+            if not _busy(exc):
                 raise
+            if time.monotonic() > deadline:
+                raise WriteLockBusy(f"the database is locked: {exc}") from None
         time.sleep(wait)
         wait = min(wait * 2, 0.002)
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+class WriterTurn:
+    """The turn of one hot writer at a SQLite file's write lock, waited for in the kernel.
+
+    SQLite's lock cannot be waited on: a writer that finds it taken can only try again later
+    (:func:`_begin_immediate` polls in steps of 0.1 to 2 ms). Hot writers therefore first take
+    an exclusive ``flock`` on ``<file>-writers``: the kernel queues them and wakes the next one
+    the moment the holder lets go, so two serve workers appending decisions hand the lock to
+    each other without sleeping (benchmarks/RESULTS.md, session 7). A writer that does not take
+    the turn (a migration, a registry write) still holds SQLite's lock alone; hot writers then
+    poll for it as before. Where ``flock`` is missing (Windows) or refused, there is no turn.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._closer = weakref.finalize(self, os.close, fd)
+
+    @classmethod
+    def open(cls, database: str) -> WriterTurn | None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return None
+        try:
+            fd = os.open(f"{database}-writers", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            return None
+        try:  # a filesystem without flock says so here, not in a commit
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except BlockingIOError:
+            pass
+        except OSError:
+            os.close(fd)
+            return None
+        return cls(fd)
+
+    def acquire(self) -> None:
+        import fcntl
+
+        fcntl.flock(self._fd, fcntl.LOCK_EX)  # lets go of the GIL while it waits
+
+    def release(self) -> None:
+        import fcntl
+
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self._closer()
 
 
 @functools.lru_cache(maxsize=256)
@@ -159,6 +238,8 @@ class SqlMetadataStore:
         self._lock = lock
         # in-memory SQLite shares one connection between threads: serialise every use of it
         self._mutex: threading.RLock | None = threading.RLock() if serialize else None
+        #: the writer turn of each connection of :meth:`hot_writer`, gone with the connection
+        self._turns: weakref.WeakKeyDictionary[Connection, WriterTurn] = weakref.WeakKeyDictionary()
         if migrate:
             self.migrate()
 
@@ -221,7 +302,8 @@ class SqlMetadataStore:
         copies up to a thousand pages into the database file inside whichever COMMIT crossed the
         threshold, milliseconds for one request. The writer calls :meth:`checkpoint` off its
         commit path instead. Other connections keep SQLite's automatic checkpoints, so the log
-        stays bounded even if nobody calls it.
+        stays bounded even if nobody calls it. Its transactions wait for their
+        :class:`WriterTurn` first.
         """
         conn = self.engine.connect()
         if self.wal_file:
@@ -232,6 +314,10 @@ class SqlMetadataStore:
             except sqlite3.Error as exc:
                 conn.close()
                 raise StorageError(f"metadata store {self.url} failed: {exc}") from exc
+            turn = WriterTurn.open(self.url.removeprefix("sqlite:///"))
+            if turn is not None:
+                self._turns[conn] = turn
+                weakref.finalize(conn, turn.close)
         return conn
 
     def checkpoint(self) -> None:
@@ -248,14 +334,19 @@ class SqlMetadataStore:
                 raise StorageError(f"metadata store {self.url} failed: {exc}") from exc
 
     @contextmanager
-    def driver_write(self, conn: Connection, lock: str = "main") -> Iterator[DriverTx]:
+    def driver_write(
+        self, conn: Connection, lock: str = "main", *, wait_s: float | None = None
+    ) -> Iterator[DriverTx]:
         """A write transaction on ``conn`` run through the database driver, for hot paths.
 
         Building and compiling an SQLAlchemy statement costs more than SQLite takes to run it, so a
         writer that commits once per request (the decision log) talks to the driver directly:
         statements are written once with ``?`` placeholders (:class:`DriverTx`). SQLite opens the
         transaction with ``BEGIN IMMEDIATE`` on ``conn``'s own ``sqlite3`` connection (best one
-        from :meth:`hot_writer`); other dialects keep :meth:`write_on`'s transaction and lock.
+        from :meth:`hot_writer`, whose turn it waits for first); other dialects keep
+        :meth:`write_on`'s transaction and lock. ``wait_s``: how long to wait for SQLite's lock
+        while a writer outside the turns holds it (default :data:`LOCK_WAIT_S`), then
+        :class:`WriteLockBusy`.
         """
         if self.dialect != "sqlite":
             with self.write_on(conn, lock) as tx:
@@ -271,7 +362,8 @@ class SqlMetadataStore:
         with self._guard():
             raw = conn.connection.dbapi_connection
             try:
-                _begin_immediate(raw)
+                turn = self._turns.get(conn)
+                held = _begin_immediate(raw, turn, LOCK_WAIT_S if wait_s is None else wait_s)
                 try:
                     yield DriverTx(raw.cursor(), "?", sqlite3.IntegrityError, sqlite=True)
                     raw.execute("COMMIT")
@@ -279,6 +371,12 @@ class SqlMetadataStore:
                     if raw.in_transaction:  # SQLite rolls back by itself on some errors
                         raw.execute("ROLLBACK")
                     raise
+                finally:
+                    if held:
+                        assert turn is not None
+                        turn.release()
+            except WriteLockBusy as exc:
+                raise WriteLockBusy(f"metadata store {self.url} failed: {exc}") from None
             except sqlite3.OperationalError as exc:
                 raise StorageError(f"metadata store {self.url} failed: {exc}") from exc
 
