@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -15,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tests.audit.conftest import T0, decision
 
-from mainspring.audit import DecisionLog
+from mainspring.audit import DecisionLog, writer
 from mainspring.audit.entries import Row, stamp
 from mainspring.audit.outbox import _PAGE, EVENT_TIME_US, Mirror, to_event
 from mainspring.errors import StorageError
@@ -151,6 +154,28 @@ def test_a_mirror_only_process_publishes_each_poll_as_it_comes(store: SqlMetadat
         finally:
             mirror.stop()
     assert mirror.cursor() == 3
+
+
+def nice_of(thread: threading.Thread) -> int:
+    """A thread's nice value, from /proc (Linux)."""
+    stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
+def test_the_mirror_runs_at_a_lower_priority_than_requests(store: SqlMetadataStore) -> None:
+    mirror = Mirror(store, memory_event_log())
+    mirror.start(interval_s=0.01, rest_s=0.0)
+    try:
+        thread = mirror._thread
+        assert thread is not None and thread.native_id is not None
+        deadline = time.monotonic() + 30
+        while nice_of(thread) == os.nice(0) and time.monotonic() < deadline:
+            time.sleep(0.01)  # the thread lowers its own priority as it starts
+        assert nice_of(thread) == min(19, os.nice(0) + writer.BACKGROUND_NICE)
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == os.nice(0)
+    finally:
+        mirror.stop()
 
 
 # ---- both logs in SQLite files: SQLite copies the pages itself, off Python's GIL

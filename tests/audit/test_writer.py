@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import sys
 import threading
 import time
 from pathlib import Path
@@ -40,6 +41,12 @@ def test_the_writer_checkpoints_the_wal_on_a_thread_of_its_own(
             time.sleep(0.01)
         assert os.path.getsize(path) > before  # the 50th woke the checkpoint thread
         assert log.count() == 50
+        checkpointer = log._writer._checkpointer
+        assert checkpointer is not None and checkpointer.native_id is not None
+        if sys.platform == "linux":  # its nice value: requests go first
+            stat = Path(f"/proc/self/task/{checkpointer.native_id}/stat").read_text()
+            nice = int(stat.rsplit(")", 1)[1].split()[16])
+            assert nice == min(19, os.nice(0) + writer.BACKGROUND_NICE)
     store.close()
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, insert, select, update
 
 from mainspring.audit.entries import COLUMNS, Kind, Row
-from mainspring.audit.writer import Durability, configure
+from mainspring.audit.writer import Durability, configure, lower_priority
 from mainspring.records import IDEMPOTENCY_KEY, Event
 from mainspring.storage.base import EventLog
 from mainspring.storage.eventfile import CannotAppend
@@ -250,6 +250,7 @@ class Mirror:
             return
 
         def run() -> None:
+            lower_priority()
             while not self._stop.is_set():
                 self._wake.wait(interval_s)
                 self._wake.clear()
