@@ -194,3 +194,27 @@ def test_a_writer_outside_the_turns_is_waited_for_without_holding_the_turn(
             assert tx.first("SELECT 1") == (1,)
     other.close()
     store.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
+def test_a_hot_writers_turn_is_closed_with_its_connection(store: SqlMetadataStore) -> None:
+    import gc
+
+    def turns_open() -> int:
+        targets = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                targets.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:  # the listing's own descriptor, closed by now
+                continue
+        return sum(target.endswith("-writers") for target in targets)
+
+    before = turns_open()
+    conn = store.hot_writer()
+    assert turns_open() == before + 1
+    conn.invalidate()
+    conn.close()
+    del conn
+    gc.collect()
+    assert turns_open() == before
+    store.close()

@@ -68,11 +68,11 @@ def lower_priority() -> None:
 
     The mirror and the checkpoints have seconds to do their work, where a request has
     milliseconds: on a busy machine (two serve workers and a load generator on two cores) the
-    mirror's passes took a core from the workers for several milliseconds at a time, and with
-    the mirror's thread at nice +10 the p99 over HTTP fell from 37.2 to 31.2 ms (medians of 12
-    interleaved bursts; the mirror then lags up to about 1.7 s at full load instead of 0.2 s;
-    benchmarks/RESULTS.md, session 7). Linux only (its nice value is per thread); elsewhere, and
-    if refused, nothing changes.
+    mirror's passes took a core from the workers for several milliseconds at a time. With both
+    at nice +10 the p99 over HTTP fell from 35.7 to 25.2 ms (medians of 14 interleaved bursts);
+    the mirror then trails the log by up to about 0.8 s at full load instead of 0.2 s
+    (benchmarks/RESULTS.md, session 7). Linux only (its nice value is per thread); elsewhere,
+    and if refused, nothing changes.
     """
     if sys.platform != "linux":
         return

@@ -170,7 +170,7 @@ class WriterTurn:
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
-        self._closer = weakref.finalize(self, os.close, fd)
+        weakref.finalize(self, os.close, fd)  # with the turn (and so with its connection)
 
     @classmethod
     def open(cls, database: str) -> WriterTurn | None:
@@ -201,9 +201,6 @@ class WriterTurn:
         import fcntl
 
         fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        self._closer()
 
 
 @functools.lru_cache(maxsize=256)
@@ -317,7 +314,6 @@ class SqlMetadataStore:
             turn = WriterTurn.open(self.url.removeprefix("sqlite:///"))
             if turn is not None:
                 self._turns[conn] = turn
-                weakref.finalize(conn, turn.close)
         return conn
 
     def checkpoint(self) -> None:
