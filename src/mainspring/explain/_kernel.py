@@ -86,6 +86,7 @@ from mainspring.explain.layout import (
     VALUE,
     ZERO,
     ZERO_MISSING,
+    SmallInts,
 )
 
 Floats = npt.NDArray[np.float64]
@@ -111,7 +112,7 @@ def _in_categories(x: float, start: int, end: int, categories: Ints) -> int:
 def _goes_left(
     x: float,
     node: int,
-    inner_ints: Int32s,
+    inner_ints: SmallInts,
     inner_floats: Floats,
     categories: Ints,
     zero_below: float,
@@ -140,10 +141,10 @@ def shap_rows(
     X: Floats,
     out: Floats,
     trees: Ints,
-    inner_ints: Int32s,
+    inner_ints: SmallInts,
     inner_floats: Floats,
     reciprocals: Floats,
-    leaf_ints: Int32s,
+    leaf_ints: SmallInts,
     leaf_floats: Floats,
     categories: Ints,
     points: Floats,
@@ -279,7 +280,7 @@ def tree_sum(
     roots: Ints,
     constants: Floats,
     children: Int32s,
-    inner_ints: Int32s,
+    inner_ints: SmallInts,
     inner_floats: Floats,
     leaf_floats: Floats,
     categories: Ints,

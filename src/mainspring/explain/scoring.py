@@ -104,7 +104,6 @@ class TreeScorer:
         self._roots[split] = layout.trees[:-1, INNER_START]
         self._constants = np.where(split, 0.0, forest.value[forest.tree_start[:-1]])
         self._children = _children(layout.trees, layout.inner_ints, layout.leaf_ints)
-        self._probes = probe_rows(explainer)
 
     @classmethod
     def for_lightgbm(cls, explainer: TreeExplainer, booster: Any) -> TreeScorer | None:
@@ -145,13 +144,14 @@ class TreeScorer:
     def agrees(self, predict: Callable[[Matrix], Any]) -> bool:
         """Whether ``predict`` (the model's own, rows to one score each) gives, bit for bit, what
         :meth:`predict_row` and :meth:`predict_and_explain_row` give on the probe rows."""
-        expected = np.asarray(predict(self._probes), dtype=np.float64)
-        if expected.size != len(self._probes):
+        probes = probe_rows(self._explainer)
+        expected = np.asarray(predict(probes), dtype=np.float64)
+        if expected.size != len(probes):
             return False
         expected = expected.reshape(-1)
-        got = [np.array([self.predict_row(row) for row in self._probes], dtype=np.float64)]
+        got = [np.array([self.predict_row(row) for row in probes], dtype=np.float64)]
         if self.fused:
-            sums = self._explainer.shap_and_leaf_sums(self._probes)[1]
+            sums = self._explainer.shap_and_leaf_sums(probes)[1]
             got.append(np.array([self._link(raw) for raw in sums.tolist()], dtype=np.float64))
         return all(np.array_equal(expected.view(np.int64), g.view(np.int64)) for g in got)
 
