@@ -17,13 +17,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tests.audit.conftest import T0, decision
+from tests.storage.test_driver_write import turn_is_free
 
 from mainspring.audit import DecisionLog, writer
 from mainspring.audit.entries import Row, stamp
 from mainspring.audit.outbox import _PAGE, EVENT_TIME_US, Mirror, to_event
 from mainspring.errors import StorageError
 from mainspring.records import IDEMPOTENCY_KEY, Event, Outcome
-from mainspring.storage import open_metadata_store
+from mainspring.storage import open_metadata_store, sql
 from mainspring.storage.base import EventLog
 from mainspring.storage.eventcodec import encode, micros
 from mainspring.storage.eventlog import SqliteEventLog
@@ -274,6 +275,50 @@ def test_a_crash_before_the_cursor_moves_copies_the_page_again(
     assert mirror.cursor() == 0 and mirror.publish_pending() == 10  # at least once, never lost
     copies = [str(r[3]) for r in stored_events(events)]
     assert len(copies) == 20 and len(set(copies)) == 10  # consumers drop repeats by id
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no flock on Windows: hot writers poll")
+def test_the_cursor_moves_in_its_turn_behind_the_logs_commits(
+    sqlite_store: SqlMetadataStore, events: SqliteEventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mirror moves its cursor as a hot writer: it holds the turn at the write lock while
+    it does, and a move that comes while the decision log commits waits for its turn in the
+    kernel and goes next, without sleeping between tries."""
+    naps: list[float] = []
+
+    class Clock:
+        monotonic = staticmethod(time.monotonic)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            naps.append(seconds)
+            time.sleep(seconds)
+
+    monkeypatch.setattr(sql, "time", Clock)
+    mirror = Mirror(sqlite_store, events, page=100)
+    turn_taken: list[bool] = []
+
+    def traced(statement: str) -> None:
+        if statement.startswith("UPDATE decision_outbox"):
+            turn_taken.append(not turn_is_free(sqlite_store))
+
+    mirror._connection().connection.dbapi_connection.set_trace_callback(traced)
+    inside, order = threading.Event(), []
+
+    def commit_slowly() -> None:
+        with sqlite_store.hot_writer() as conn, sqlite_store.driver_write(conn, "t"):
+            inside.set()
+            time.sleep(0.1)
+            order.append("log")
+
+    writer_thread = threading.Thread(target=commit_slowly)
+    writer_thread.start()
+    inside.wait()
+    assert mirror.publish_pending() == 10
+    order.append("cursor")
+    writer_thread.join()
+    assert order == ["log", "cursor"] and naps == []
+    assert turn_taken == [True] and mirror.cursor() == 10
 
 
 @given(st.text(max_size=40))

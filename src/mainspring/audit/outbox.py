@@ -16,14 +16,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection
 
 from mainspring.audit.entries import COLUMNS, Kind, Row
 from mainspring.audit.writer import Durability, configure, lower_priority
 from mainspring.records import IDEMPOTENCY_KEY, Event
 from mainspring.storage.base import EventLog
 from mainspring.storage.eventfile import CannotAppend
-from mainspring.storage.schema import decision_outbox
 from mainspring.storage.sql import DriverTx, SqlMetadataStore
 
 if TYPE_CHECKING:
@@ -72,6 +71,12 @@ _COPY = (
     """|| ',"prev_hash":' || json_quote(prev_hash) || ',"record":' || body || '}' AS payload """
     "FROM source.decision_log WHERE seq > ? ORDER BY seq LIMIT ?"
 )
+
+
+#: the cursor's statements (``decision_outbox``), bound: its name, its seq
+_CURSOR = "SELECT seq FROM decision_outbox WHERE name = ?"
+_MOVE = "UPDATE decision_outbox SET seq = ? WHERE name = ? AND seq < ?"  # never moves back
+_START = "INSERT INTO decision_outbox (name, seq) VALUES (?, ?)"
 
 
 def _head(tx: DriverTx) -> int:
@@ -142,11 +147,9 @@ class Mirror:
 
     def cursor(self) -> int:
         """The ``seq`` of the last record published (0 before the first)."""
-        with self.store.read() as conn:
-            seq = conn.execute(
-                select(decision_outbox.c.seq).where(decision_outbox.c.name == CURSOR)
-            ).scalar()
-        return int(seq or 0)
+        with self.store.driver_read() as tx:
+            found = tx.first(_CURSOR, (CURSOR,))
+        return int(found[0]) if found is not None else 0
 
     def publish_pending(self) -> int:
         """Publish the committed records past the cursor, page by page, until a page is not full;
@@ -208,9 +211,13 @@ class Mirror:
         return count, cursor if last is None else last
 
     def _connection(self) -> Connection:
-        # the cursor commits without a flush: losing its last moves re-publishes, never loses
+        # the cursor commits without a flush: losing its last moves re-publishes, never loses.
+        # A hot writer's connection: on SQLite it waits for its turn at the write lock in the
+        # kernel (storage.sql.WriterTurn) instead of SQLite's busy handler, whose sleeps (1, 2,
+        # 5, 10 ms...) behind the decision log's commits made a cursor move take 7.6-9.4 ms at
+        # the median in process, against 0.9-1.2 ms now (benchmarks/RESULTS.md, session 8)
         if self._conn is None:
-            conn = self.store.engine.connect()
+            conn = self.store.hot_writer()
             configure(self.store, conn, Durability.PROCESS)
             self._conn = conn
         return self._conn
@@ -226,18 +233,12 @@ class Mirror:
             raise
 
     def _move(self, old: int, new: int) -> None:
-        with self.store.write_on(self._connection(), "decision-outbox") as conn:
-            moved = conn.execute(
-                update(decision_outbox)
-                .where(decision_outbox.c.name == CURSOR, decision_outbox.c.seq < new)
-                .values(seq=new)
-            ).rowcount
-            if not moved and old == 0:
-                exists = conn.execute(
-                    select(decision_outbox.c.seq).where(decision_outbox.c.name == CURSOR)
-                ).first()
-                if exists is None:
-                    conn.execute(insert(decision_outbox).values(name=CURSOR, seq=new))
+        # through the driver, as the cursor's read: in process a pass shares the GIL with the
+        # threads deciding, and SQLAlchemy's statements held it for longer than SQLite took
+        with self.store.driver_write(self._connection(), "decision-outbox") as tx:
+            tx.execute(_MOVE, (new, CURSOR, new))
+            if old == 0 and tx.first(_CURSOR, (CURSOR,)) is None:
+                tx.execute(_START, (CURSOR, new))
 
     def wake(self) -> None:
         """Ask the thread for a pass soon (after a commit)."""
