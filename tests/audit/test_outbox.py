@@ -17,14 +17,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tests.audit.conftest import T0, decision
-from tests.storage.test_driver_write import turn_is_free
+from tests.storage.turns import recorded_naps, turn_is_free
 
 from mainspring.audit import DecisionLog, writer
 from mainspring.audit.entries import Row, stamp
 from mainspring.audit.outbox import _PAGE, EVENT_TIME_US, Mirror, to_event
 from mainspring.errors import StorageError
 from mainspring.records import IDEMPOTENCY_KEY, Event, Outcome
-from mainspring.storage import open_metadata_store, sql
+from mainspring.storage import open_metadata_store
 from mainspring.storage.base import EventLog
 from mainspring.storage.eventcodec import encode, micros
 from mainspring.storage.eventlog import SqliteEventLog
@@ -284,17 +284,7 @@ def test_the_cursor_moves_in_its_turn_behind_the_logs_commits(
     """The mirror moves its cursor as a hot writer: it holds the turn at the write lock while
     it does, and a move that comes while the decision log commits waits for its turn in the
     kernel and goes next, without sleeping between tries."""
-    naps: list[float] = []
-
-    class Clock:
-        monotonic = staticmethod(time.monotonic)
-
-        @staticmethod
-        def sleep(seconds: float) -> None:
-            naps.append(seconds)
-            time.sleep(seconds)
-
-    monkeypatch.setattr(sql, "time", Clock)
+    naps = recorded_naps(monkeypatch)
     mirror = Mirror(sqlite_store, events, page=100)
     turn_taken: list[bool] = []
 

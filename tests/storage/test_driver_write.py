@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.storage.turns import recorded_naps, turn_is_free
 
 from mainspring.errors import StorageError
 from mainspring.storage import open_metadata_store, sql
@@ -97,22 +98,6 @@ def test_commits_of_a_hot_writer_stay_in_the_wal_until_a_checkpoint(
     store.close()
 
 
-def turn_is_free(store: SqlMetadataStore) -> bool:
-    """Whether no hot writer holds the turn of ``store``'s file (asked on a descriptor of our
-    own, as another process would)."""
-    import fcntl
-
-    fd = os.open(store.url.removeprefix("sqlite:///") + "-writers", os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
-
-
-@pytest.mark.skipif(os.name == "nt", reason="no flock on Windows: hot writers poll")
 def test_a_hot_writer_holds_its_turn_for_its_transaction(store: SqlMetadataStore) -> None:
     with store.hot_writer() as conn:
         assert turn_is_free(store)
@@ -135,17 +120,7 @@ def test_hot_writers_wait_for_each_other_in_the_kernel_not_by_polling(
 ) -> None:
     """A hot writer that comes while another is committing is woken when that one is done: it
     never finds SQLite's lock taken, so it never sleeps between tries."""
-    naps: list[float] = []
-
-    class Clock:
-        monotonic = staticmethod(time.monotonic)
-
-        @staticmethod
-        def sleep(seconds: float) -> None:
-            naps.append(seconds)
-            time.sleep(seconds)
-
-    monkeypatch.setattr(sql, "time", Clock)
+    naps = recorded_naps(monkeypatch)
     with store.hot_writer() as first, store.hot_writer() as second:
         with store.driver_write(first, "t") as tx:
             tx.execute("CREATE TABLE scratch (who TEXT)")
