@@ -98,6 +98,7 @@ def test_commits_of_a_hot_writer_stay_in_the_wal_until_a_checkpoint(
     store.close()
 
 
+@pytest.mark.skipif(os.name == "nt", reason="no flock on Windows: hot writers poll")
 def test_a_hot_writer_holds_its_turn_for_its_transaction(store: SqlMetadataStore) -> None:
     with store.hot_writer() as conn:
         assert turn_is_free(store)
